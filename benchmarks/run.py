@@ -1,0 +1,304 @@
+"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--runs N] [--big] [--profile]``.
+
+Starts one SeaweedFS, a fresh PostgreSQL database, rindle_tus under gunicorn
+and the @tus/server peer; runs every scenario against the limit (boto3), rindle
+and the peer, ``--runs`` times, interleaved; writes the medians to
+benchmarks/results/latest.{md,png,json} (quick.* for ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .rss import RssSampler, tree_rss
+from .scenarios import FULL, QUICK, Bench, Measurement, Sizes, size_label
+from .servers import (
+    REPO,
+    S3,
+    Database,
+    GunicornSettings,
+    PeerServer,
+    RindleServer,
+    node_version,
+    npm_package_version,
+)
+from .tusclient import upload
+
+MiB = 1024 * 1024
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    cores = os.cpu_count() or 2
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke test")
+    parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3, --quick 1)")
+    parser.add_argument("--scenarios", default="1,2,3,4", help="which scenarios, e.g. 1,3 (default all)")
+    parser.add_argument("--big", action="store_true", help="also one 4 GiB single-PATCH upload to rindle")
+    parser.add_argument("--profile", action="store_true", help="py-spy the rindle workers during one scenario 1")
+    parser.add_argument("--js-all", action="store_true", help="tus-js-client in scenario 3 too")
+    parser.add_argument("--part-size", type=int, default=8 * MiB)
+    parser.add_argument("--workers", type=int, default=2 * cores, help="gunicorn workers (default 2 x cores)")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL URL used to create (and drop) a fresh database; 'sqlite' for a SQLite file",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="where to write the results")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, S3 data)")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def describe(m: Measurement) -> str:
+    rss = "" if m.rss_total is None else f"  peak RSS {m.rss_total / MiB:.0f} MiB"
+    return f"run {m.run}  scenario {m.scenario}  {m.client:<13} {m.server:<6} {m.value:8.1f} {m.unit}{rss}"
+
+
+def plan(scenarios: list[str], js_all: bool) -> list[tuple[str, str, str]]:
+    """(scenario, client, server) in the order of one run."""
+    steps: list[tuple[str, str, str]] = []
+    for scenario in scenarios:
+        if scenario in ("1", "3", "4"):
+            steps.append((scenario, "boto3", "limit"))
+        steps += [(scenario, "python", "rindle"), (scenario, "python", "peer")]
+        if scenario in ("1", "2") or (scenario == "3" and js_all):
+            steps += [(scenario, "tus-js-client", "rindle"), (scenario, "tus-js-client", "peer")]
+    return steps
+
+
+def profile_rindle(bench: Bench, rindle: RindleServer, size: int, out: Path, stem: str) -> str | None:
+    """One scenario 1 upload with py-spy sampling every gunicorn worker twice over:
+    on-CPU samples only, and all samples (``--idle``: where the request's wall time goes)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    assert rindle.pid is not None
+    spies = {}
+    for view, extra in (("cpu", []), ("wall", ["--idle"])):
+        raw = out / f"{stem}-profile-{view}.txt"
+        spies[view] = (raw, subprocess.Popen(
+            [py_spy, "record", "--pid", str(rindle.pid), "--subprocesses", "--nonblocking",
+             "--rate", "100", "--format", "raw", "--output", str(raw), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        ))  # fmt: skip
+    time.sleep(3)
+    for _raw, spy in spies.values():
+        if spy.poll() is not None:
+            log(f"py-spy could not attach: {spy.stderr.read().strip() if spy.stderr else ''}")
+            return None
+    seconds, sent = bench.python_uploads(rindle, 1, size, None)
+    for _raw, spy in spies.values():
+        spy.send_signal(signal.SIGINT)
+    for _raw, spy in spies.values():
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+    bench.verify(sent)
+    log(f"profiled upload: {size / MiB / seconds:.1f} MiB/s (py-spy attached)")
+    return f"One {size_label(size)} single-PATCH upload at {size / MiB / seconds:.1f} MiB/s with py-spy attached."
+
+
+def big_upload(bench: Bench, rindle: RindleServer, size: int, part_size: int) -> dict[str, Any]:
+    """One upload to freshly started workers (after one small warm-up upload), so
+    that the worker's RSS shows this upload alone, not what earlier scenarios left."""
+    rindle.stop()
+    rindle.start()
+    time.sleep(1)
+    assert rindle.pid is not None
+    fresh = tree_rss(rindle.pid)[1]
+    _, sent = bench.python_uploads(rindle, 1, part_size + MiB, None)
+    bench.verify(sent)
+    seed = bench.seeds(1)[0]
+    with RssSampler(rindle.pid) as sampler:
+        started = time.perf_counter()
+        done = upload(rindle.url, seed, size)
+        seconds = time.perf_counter() - started
+    bench.verify(bench._sent(rindle, [done]))
+    peak = sampler.peak
+    singles = sorted(s for _, _, s in peak.samples)
+
+    def q(f: float) -> float:
+        return singles[min(len(singles) - 1, int(f * (len(singles) - 1)))] / MiB
+
+    return {
+        "size_label": size_label(size),
+        "mib_s": size / MiB / seconds,
+        "fresh_mib": fresh / MiB,
+        "baseline_mib": peak.first_single / MiB,
+        "peak_single_mib": peak.single / MiB,
+        "growth_mib": (peak.single - peak.first_single) / MiB,
+        "quartiles": " / ".join(f"{q(f):.1f}" for f in (0, 0.25, 0.5, 0.75, 1)),
+        "target_mib": (3 * part_size + 80 * MiB) / MiB,
+        "samples": [(round(t, 2), total, single) for t, total, single in peak.samples],
+    }
+
+
+def warm_up(bench: Bench, servers: list[Any], part_size: int) -> None:
+    """A small upload per server first, so no measurement pays for imports and first connections."""
+    for server in servers:
+        _, sent = bench.python_uploads(server, 1, part_size + MiB, None)
+        bench.verify(sent)
+        _, sent = bench.js_uploads(server, 1, part_size + MiB, 3_000_000)
+        bench.verify(sent)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes: Sizes = QUICK if args.quick else FULL
+    runs = args.runs or (1 if args.quick else 3)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    out: Path = args.out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "quick" if args.quick and args.out is None else "latest"
+    workdir = Path(tempfile.mkdtemp(prefix="rindle-bench-"))
+    started_at = datetime.now(timezone.utc)
+    load_before = os.getloadavg()
+    revision = _revision()
+    log(f"working directory {workdir}")
+
+    s3 = S3(workdir / "s3", bucket="bench")
+    database = Database(
+        None if args.database == "sqlite" else args.database,
+        sqlite_path=workdir / "rindle.sqlite3" if args.database == "sqlite" else None,
+    )
+    settings = GunicornSettings(workers=args.workers, threads=args.threads)
+    rindle: RindleServer | None = None
+    peer: PeerServer | None = None
+    created_db = False
+    try:
+        s3.start()
+        log(f"SeaweedFS at {s3.endpoint}")
+        database.create()
+        created_db = True
+        rindle = RindleServer(workdir, s3, database, args.part_size, settings)
+        rindle.migrate()
+        rindle.start()
+        peer = PeerServer(workdir, s3, args.part_size).start()
+        log(f"rindle at {rindle.url} ({settings.describe()}); peer at {peer.url}")
+
+        bench = Bench(s3, sizes, args.part_size, cross_check=args.quick)
+        warm_up(bench, [rindle, peer], args.part_size)
+        servers: dict[str, Any] = {"limit": None, "rindle": rindle, "peer": peer}
+        measurements: list[Measurement] = []
+        for run in range(1, runs + 1):
+            for scenario, client, name in plan(scenarios, args.js_all):
+                server = servers[name]
+                if scenario == "4":
+                    m = bench.head_scenario(server, run)
+                else:
+                    m = bench.upload_scenario(scenario, client, server, run)
+                measurements.append(m)
+                log(describe(m))
+            s3.vacuum()
+
+        # The measurements first, so that a failure in the extras below loses nothing.
+        (out / f"{stem}.json").write_text(json.dumps({"measurements": [m.as_dict() for m in measurements]}, indent=1))
+        profile = big = None
+        try:
+            if args.profile:
+                profile = profile_rindle(bench, rindle, sizes.single, out, stem)
+            if args.big:
+                big = big_upload(bench, rindle, sizes.big, args.part_size)
+        except Exception as exc:  # noqa: BLE001 - reported, and the main results are still written
+            log(f"the profile or the big upload failed: {exc!r}")
+        if big:
+            log(f"big upload: {big['mib_s']:.1f} MiB/s, worker peak {big['peak_single_mib']:.1f} MiB")
+
+        load_after = os.getloadavg()
+        minutes = (datetime.now(timezone.utc) - started_at).total_seconds() / 60
+        context = {
+            "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": report.machine(),
+            "node": node_version(),
+            "mode": "quick (small sizes)" if args.quick else "full",
+            "runs": runs,
+            "part_size": args.part_size,
+            "seaweedfs": _weed_version(),
+            "database": database.describe(),
+            "rindle_settings": settings.describe() + " (DJANGO_DEBUG=0)",
+            "peer_versions": {
+                name: npm_package_version(name) for name in ("@tus/server", "@tus/s3-store", "tus-js-client")
+            },
+            "verified": bench.verified,
+            "duration": f"{minutes:.1f} min in all, {bench.verify_seconds / 60:.1f} of them reading objects back",
+            "revision": revision,
+            "note": f"Load average (1 min) {load_before[0]:.2f} before the run and {load_after[0]:.2f} after: "
+            "other work on the machine shows up as noise.",
+        }
+        report.write(
+            out,
+            stem,
+            {
+                "context": context,
+                "sizes": asdict(sizes),
+                "measurements": [m.as_dict() for m in measurements],
+                "big": big,
+                "profile_header": profile,
+            },
+        )
+        log(f"wrote {out / stem}.md, .png and .json; {bench.verified} objects verified")
+        left = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket).get("Contents", [])]
+        log(f"objects left in the bucket: {len(left)} {left[:4]}")
+        return 0
+    finally:
+        if peer:
+            peer.stop()
+        if rindle:
+            rindle.stop()
+        if created_db:
+            try:
+                database.drop()
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real error
+                log(f"could not drop database {database.name}: {exc}")
+        s3.stop()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _revision() -> str:
+    """The commit measured, and whether the app's code differed from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "rindle_tus"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except OSError:
+        return "?"
+    return f"{head or '?'}{' with uncommitted changes in rindle_tus/' if changed else ''}"
+
+
+def _weed_version() -> str:
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    try:
+        text = subprocess.run([weed, "version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "?"
+    found = re.search(r"\b\d+\.\d+(?:\.\d+)?\b", text)
+    return found.group(0) if found else "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Settings of the example project, read from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+import django
+from botocore.config import Config as BotoConfig
+from corsheaders.defaults import default_headers as cors_default_headers
+
+from rindle_tus import cors as rindle_cors
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("EXAMPLE_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-secret")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rindle_tus",
+    "example_project.uploads",
+]
+
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    if django.VERSION >= (5, 1):
+        # Several processes write to one file (gunicorn workers, Celery): take the
+        # write lock when a transaction starts, or a read-then-write transaction
+        # fails with "database is locked" instead of waiting.
+        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+STORAGES = {
+    "default": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("AWS_STORAGE_BUCKET_NAME", "rindle"),
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL", "http://127.0.0.1:8333"),
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID", "rindle"),
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "rindle-secret"),
+            "region_name": os.environ.get("AWS_S3_REGION_NAME", "us-east-1"),
+            "location": os.environ.get("AWS_LOCATION", ""),
+            # One boto3 client serves every thread of a worker (rindle_tus shares it), so its
+            # pool should hold threads x RINDLE_TUS_UPLOAD_CONCURRENCY connections.
+            # Bounded timeouts and retries: a PATCH whose S3 stops answering
+            # fails in well under its lease instead of hanging for minutes.
+            "client_config": BotoConfig(
+                s3={"addressing_style": "path"},
+                max_pool_connections=int(os.environ.get("AWS_S3_MAX_POOL_CONNECTIONS", "32")),
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+            ),
+        },
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+RINDLE_TUS_TMP_DIR = os.environ.get("RINDLE_TUS_TMP_DIR", str(VAR_DIR / "tails"))
+if os.environ.get("RINDLE_TUS_NODE_NAME"):
+    RINDLE_TUS_NODE_NAME = os.environ["RINDLE_TUS_NODE_NAME"]
+if os.environ.get("RINDLE_TUS_PART_SIZE"):
+    RINDLE_TUS_PART_SIZE = int(os.environ["RINDLE_TUS_PART_SIZE"])
+if os.environ.get("RINDLE_TUS_MAX_SIZE"):
+    RINDLE_TUS_MAX_SIZE = int(os.environ["RINDLE_TUS_MAX_SIZE"])
+if os.environ.get("RINDLE_TUS_UPLOAD_CONCURRENCY"):
+    RINDLE_TUS_UPLOAD_CONCURRENCY = int(os.environ["RINDLE_TUS_UPLOAD_CONCURRENCY"])
+if os.environ.get("RINDLE_TUS_TAIL_STORE"):
+    RINDLE_TUS_TAIL_STORE = os.environ["RINDLE_TUS_TAIL_STORE"]
+if os.environ.get("RINDLE_TUS_LEASE_SECONDS"):
+    RINDLE_TUS_LEASE_SECONDS = float(os.environ["RINDLE_TUS_LEASE_SECONDS"])
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# The upload page's bundle, built from example_project/frontend by scripts/_bootstrap.sh.
+STATICFILES_DIRS = [BASE_DIR / "example_project" / "static"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"rindle_tus": {"handlers": ["console"], "level": os.environ.get("RINDLE_TUS_LOG_LEVEL", "INFO")}},
+}
+
+# Celery runs the reaper (rindle_tus.tasks, docs/operations.md). The broker is
+# CELERY_BROKER_URL (Redis, say) when set; otherwise kombu's filesystem
+# transport under var/, which needs no server and serves a worker and beat on
+# this one machine: celery -A example_project worker -B -Q celery,rindle_tus.tails.<node> -c 1
+import socket  # noqa: E402
+
+from rindle_tus.tasks import BEAT_SCHEDULE, tail_sweep_schedule  # noqa: E402
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _BROKER_DIR = VAR_DIR / "celery-broker"
+    _BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR),
+        "data_folder_out": str(_BROKER_DIR),
+        # Otherwise kombu keeps its exchange files in ./control of the working directory.
+        "control_folder": str(_BROKER_DIR / "control"),
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    **BEAT_SCHEDULE,
+    **tail_sweep_schedule([os.environ.get("RINDLE_TUS_NODE_NAME") or socket.gethostname()]),
+}
+
+# Browsers on other origins (a front end served elsewhere) may upload too.
+CORS_ALLOWED_ORIGINS = [o for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o]
+CORS_URLS_REGEX = r"^/files/.*$"
+CORS_ALLOW_HEADERS = (*cors_default_headers, *rindle_cors.CORS_ALLOW_HEADERS)
+CORS_EXPOSE_HEADERS = rindle_cors.CORS_EXPOSE_HEADERS
+CORS_ALLOW_METHODS = rindle_cors.CORS_ALLOW_METHODS

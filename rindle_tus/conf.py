@@ -1,0 +1,115 @@
+"""Typed, lazily read settings. Every value is read on access so that
+``override_settings`` takes effect immediately."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+
+MiB = 1024 * 1024
+# S3's own limits: the smallest non-final part, the most parts, the largest object.
+S3_MIN_PART_SIZE = 5 * MiB
+S3_MAX_PART_SIZE = 5 * 1024 * MiB
+S3_MAX_PARTS = 10_000
+S3_MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB
+
+
+class Settings:
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(settings, f"RINDLE_TUS_{name}", default)
+
+    @property
+    def STORAGE(self) -> str:
+        return str(self._get("STORAGE", "default"))
+
+    @property
+    def KEY_PREFIX(self) -> str:
+        return str(self._get("KEY_PREFIX", "tus/"))
+
+    @property
+    def TMP_DIR(self) -> str:
+        return str(self._get("TMP_DIR", os.path.join(tempfile.gettempdir(), "rindle_tus")))
+
+    @property
+    def NODE_NAME(self) -> str:
+        return str(self._get("NODE_NAME", socket.gethostname()))
+
+    @property
+    def MAX_SIZE(self) -> int | None:
+        value = self._get("MAX_SIZE", None)
+        return None if value is None else int(value)
+
+    @property
+    def PART_SIZE(self) -> int:
+        return int(self._get("PART_SIZE", 8 * MiB))
+
+    @property
+    def READ_CHUNK_SIZE(self) -> int:
+        return int(self._get("READ_CHUNK_SIZE", 1 * MiB))
+
+    @property
+    def UPLOAD_CONCURRENCY(self) -> int:
+        """Parts of one request uploading while the next is read (each holds a part buffer)."""
+        return max(1, int(self._get("UPLOAD_CONCURRENCY", 2)))
+
+    @property
+    def TAIL_STORE(self) -> str:
+        """Where tails live: "local" (node disk, sticky routing) or "s3" (shared)."""
+        return str(self._get("TAIL_STORE", "local"))
+
+    @property
+    def METADATA_MAX_SIZE(self) -> int:
+        return int(self._get("METADATA_MAX_SIZE", 8192))
+
+    @property
+    def EXPIRATION(self) -> timedelta:
+        value = self._get("EXPIRATION", timedelta(hours=24))
+        return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+    @property
+    def LEASE_SECONDS(self) -> float:
+        return float(self._get("LEASE_SECONDS", 30))
+
+    @property
+    def PERMISSION(self) -> Any:
+        return self._get("PERMISSION", None)
+
+    @property
+    def PRE_CREATE(self) -> Any:
+        return self._get("PRE_CREATE", None)
+
+    @property
+    def GET_REDIRECT(self) -> bool:
+        return bool(self._get("GET_REDIRECT", True))
+
+    @property
+    def GET_URL_EXPIRY(self) -> int:
+        return int(self._get("GET_URL_EXPIRY", 300))
+
+    def _duration(self, name: str, default: timedelta) -> timedelta:
+        value = self._get(name, default)
+        return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+    @property
+    def RETENTION(self) -> timedelta:
+        """How long completed, expired and terminated rows are kept before the reaper deletes them."""
+        return self._duration("RETENTION", timedelta(days=30))
+
+    @property
+    def ORPHAN_AGE(self) -> timedelta:
+        """How old an unreferenced multipart upload under the key prefix must be before it is aborted."""
+        return self._duration("ORPHAN_AGE", timedelta(days=1))
+
+    @property
+    def TAIL_SWEEP_AGE(self) -> timedelta:
+        """How old a tail file must be before the sweep deletes it without a finished session to tell.
+        Keep it above ``RINDLE_TUS_EXPIRATION``."""
+        return self._duration("TAIL_SWEEP_AGE", timedelta(days=2))
+
+
+tus_settings = Settings()

@@ -1,0 +1,151 @@
+"""Every error the tus endpoints answer with. Each class carries its one HTTP
+status and a stable machine-readable code; views turn them into responses in
+one place (``views.error_response``)."""
+
+from __future__ import annotations
+
+
+class TusError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+    default_message: str = "The request is not valid."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        # Headers the error response must carry besides the message.
+        self.headers: dict[str, str] = {}
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InvalidHeader(TusError):
+    code = "invalid_header"
+
+
+class InvalidMetadata(TusError):
+    code = "invalid_metadata"
+
+
+class InvalidRequest(TusError):
+    code = "invalid_request"
+
+
+class NotAuthenticated(TusError):
+    status = 401
+    code = "not_authenticated"
+    default_message = "Authentication is required to upload."
+
+
+class PermissionDenied(TusError):
+    status = 403
+    code = "permission_denied"
+    default_message = "You may not do this with this upload."
+
+
+class UploadNotFound(TusError):
+    status = 404
+    code = "not_found"
+    default_message = "No such upload."
+
+
+class MethodNotAllowed(TusError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class LengthRequired(TusError):
+    status = 411
+    code = "length_required"
+    default_message = (
+        "This server cannot read a chunked body here; send Content-Length "
+        "(or run under a server that supports chunked requests, such as gunicorn)."
+    )
+
+
+class OffsetMismatch(TusError):
+    status = 409
+    code = "offset_mismatch"
+
+
+class UploadGone(TusError):
+    status = 410
+    code = "gone"
+    default_message = "This upload has expired or was terminated."
+
+
+class UnsupportedVersion(TusError):
+    status = 412
+    code = "unsupported_version"
+    default_message = "This server speaks tus 1.0.0; send Tus-Resumable: 1.0.0."
+
+
+class TooLarge(TusError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(TusError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "PATCH bodies must be sent as application/offset+octet-stream."
+
+
+class Locked(TusError):
+    status = 423
+    code = "locked"
+    default_message = "Another request is writing to this upload; retry shortly."
+
+
+class ChecksumMismatch(TusError):
+    status = 460
+    code = "checksum_mismatch"
+    default_message = "The body does not match Upload-Checksum; nothing was stored."
+
+
+class StorageError(TusError):
+    status = 502
+    code = "storage_error"
+    default_message = "The object store did not accept the data; the upload can be resumed."
+
+
+class TusTailMissing(TusError):
+    """The row implies buffered bytes that this node does not hold.
+
+    Carrying on would silently corrupt the object, so the request fails loudly;
+    the upload is still whole on the node named in ``tail_node``.
+    """
+
+    status = 503
+    code = "tus_tail_missing"
+
+    def __init__(self, session_id: str, node: str, tail_node: str, detail: str) -> None:
+        self.session_id = session_id
+        self.node = node
+        self.tail_node = tail_node
+        super().__init__(
+            f"upload {session_id}: {detail} on node {node!r}; its buffered bytes were "
+            f"last written on node {tail_node or '?'!r}. Resume through that node."
+        )
+
+
+class LeaseLost(TusError):
+    """Our lease expired and another request took the session over."""
+
+    status = 423
+    code = "lease_lost"
+    default_message = "This request lost its hold on the upload; nothing more was stored."
+
+
+class UploadRejected(TusError):
+    """Raised by a ``RINDLE_TUS_PRE_CREATE`` hook to refuse an upload with a
+    status and message of the host application's choosing."""
+
+    code = "rejected"
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        if not 400 <= status < 500:
+            raise ValueError("UploadRejected takes a 4xx status.")
+        self.status = status
+        super().__init__(message)

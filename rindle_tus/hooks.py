@@ -1,0 +1,81 @@
+"""The host application's say: who may do what, and which uploads to accept.
+
+``RINDLE_TUS_PERMISSION`` names a callable (or a class whose instances have
+``has_permission``) called as ``(request, action, session)`` on every request,
+where ``action`` is one of ``create``, ``head``, ``patch``, ``delete``, ``get``
+or ``concatenate`` and ``session`` is the ``TusSession`` (None for ``create``).
+It returns True to allow; False refuses with 403, or 401 when the request's
+user is not authenticated. It may also raise ``NotAuthenticated`` or
+``PermissionDenied`` with a message of its own.
+
+``RINDLE_TUS_PRE_CREATE`` names a callable called as
+``(request, length, metadata)`` before an upload is created (``length`` is None
+when deferred, ``metadata`` maps keys to decoded bytes or None). To refuse, it
+raises ``rindle_tus.exceptions.UploadRejected(message, status=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from .conf import tus_settings
+from .exceptions import NotAuthenticated, PermissionDenied
+
+if TYPE_CHECKING:
+    from .models import TusSession
+
+ACTIONS = ("create", "head", "patch", "delete", "get", "concatenate")
+
+
+def _resolve(value: Any) -> Any:
+    if value is None:
+        return None
+    hook = import_string(value) if isinstance(value, str) else value
+    if isinstance(hook, type):
+        hook = hook()
+    return getattr(hook, "has_permission", hook)
+
+
+def _is_authenticated(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(getattr(user, "is_authenticated", False))
+
+
+def check_permission(request: HttpRequest, action: str, session: TusSession | None) -> None:
+    hook = _resolve(tus_settings.PERMISSION)
+    if hook is None or hook(request, action, session):
+        return
+    if not _is_authenticated(request):
+        raise NotAuthenticated()
+    raise PermissionDenied()
+
+
+def pre_create(request: HttpRequest, length: int | None, metadata: Mapping[str, bytes | None]) -> None:
+    hook = _resolve(tus_settings.PRE_CREATE)
+    if hook is not None:
+        hook(request, length, metadata)
+
+
+# Ready-made policies for RINDLE_TUS_PERMISSION.
+
+
+def allow_any(request: HttpRequest, action: str, session: TusSession | None) -> bool:
+    return True
+
+
+def authenticated_only(request: HttpRequest, action: str, session: TusSession | None) -> bool:
+    return _is_authenticated(request)
+
+
+def owner_only(request: HttpRequest, action: str, session: TusSession | None) -> bool:
+    """Signed-in users only, and each upload only for the user who created it."""
+    if not _is_authenticated(request):
+        return False
+    if session is None:
+        return True
+    user = getattr(request, "user", None)
+    return session.created_by_id is not None and session.created_by_id == getattr(user, "pk", None)

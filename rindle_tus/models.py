@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .exceptions import LeaseLost
+
+
+def new_session_id() -> str:
+    # 24 random bytes: 192 bits, URL-safe, 32 characters.
+    return secrets.token_urlsafe(24)
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the form of an id this app makes (checked before
+    any query, so no input reaches the database in a form it may refuse)."""
+    return bool(_SESSION_ID.fullmatch(value))
+
+
+class State(models.TextChoices):
+    RECEIVING = "receiving", "Receiving"
+    COMPLETED = "completed", "Completed"
+    TERMINATED = "terminated", "Terminated"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Failed"
+
+
+class ConcatKind(models.TextChoices):
+    NONE = "", "None"
+    PARTIAL = "partial", "Partial"
+    FINAL = "final", "Final"
+
+
+class TusSessionQuerySet(models.QuerySet["TusSession"]):
+    def active(self) -> TusSessionQuerySet:
+        return self.filter(state=State.RECEIVING, expires_at__gt=timezone.now())
+
+    def expired(self) -> TusSessionQuerySet:
+        return self.filter(state=State.RECEIVING, expires_at__lte=timezone.now())
+
+    def stale(self, before: datetime) -> TusSessionQuerySet:
+        """Finished, expired or terminated rows untouched since ``before``."""
+        return self.exclude(state=State.RECEIVING).filter(updated_at__lt=before)
+
+
+class TusSession(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=new_session_id, editable=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVING, db_index=True)
+    offset = models.BigIntegerField(default=0)
+    length = models.BigIntegerField(null=True, blank=True, help_text="Null while the length is deferred.")
+    part_size = models.BigIntegerField()
+    metadata_raw = models.TextField(blank=True, help_text="Upload-Metadata exactly as the client sent it.")
+    metadata = models.JSONField(default=dict, blank=True, help_text="Upload-Metadata decoded.")
+    key = models.CharField(max_length=1024, help_text="The S3 object key of the finished upload.")
+    upload_id = models.CharField(max_length=1024, blank=True, help_text="The S3 multipart upload id.")
+    parts = models.JSONField(default=list, blank=True, help_text="Committed parts: number, etag, size.")
+    tail_node = models.CharField(max_length=255, blank=True, help_text="The node that last wrote the tail.")
+    concat = models.CharField(max_length=8, choices=ConcatKind.choices, blank=True, default=ConcatKind.NONE)
+    concat_sources = models.JSONField(default=list, blank=True, help_text="Partial upload ids of a final upload.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text="The last failure of completion or clean-up.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TusSessionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "tus upload"
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.state}, {self.offset}/{self.length if self.length is not None else '?'})"
+
+    @property
+    def committed_bytes(self) -> int:
+        return sum(int(part["size"]) for part in self.parts)
+
+    @property
+    def tail_length(self) -> int:
+        return self.offset - self.committed_bytes
+
+    @property
+    def implies_tail(self) -> bool:
+        """True when this node must hold a tail file for the upload to continue."""
+        return bool(self.upload_id) and (bool(self.parts) or self.offset > self.committed_bytes)
+
+    @property
+    def completion_pending(self) -> bool:
+        """Every byte is committed in parts but the object was not completed."""
+        return (
+            self.state == State.RECEIVING
+            and self.length is not None
+            and self.length > 0
+            and self.offset == self.length
+            and bool(self.upload_id)
+            and self.committed_bytes == self.length
+        )
+
+    @property
+    def filename(self) -> str:
+        for name in ("filename", "name"):
+            value = self.metadata.get(name)
+            if value:
+                return str(value)
+        return ""
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (
+            self.state == State.RECEIVING
+            and self.expires_at is not None
+            and self.expires_at <= (now or timezone.now())
+        )
+
+    def commit(self, lease_token: str, /, **fields: Any) -> None:
+        """Write ``fields`` only while ``lease_token`` still holds the session.
+
+        One conditional UPDATE: a request whose lease was taken over can never
+        overwrite the newer holder's bookkeeping.
+        """
+        fields.setdefault("updated_at", timezone.now())
+        count = TusSession.objects.filter(pk=self.pk, lease_token=lease_token).update(**fields)
+        if count != 1:
+            raise LeaseLost()
+        for name, value in fields.items():
+            setattr(self, name, value)

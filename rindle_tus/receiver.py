@@ -1,0 +1,275 @@
+"""Applies one request body to an upload: the PATCH path and its invariant.
+
+The row is the only authority. Each step below leaves a state a crash cannot
+corrupt:
+
+1. the tail is checked against the row (``Tail.check``);
+2. the body is read in bounded chunks into a part-sized buffer that starts
+   with the tail's bytes; every full buffer is uploaded as the next part (on a
+   pipeline thread while the next buffer fills, see ``pipeline``) and then
+   committed in part order (parts and an offset at the part boundary, so the
+   old tail becomes debris the invariant ignores);
+3. the remainder is written to the tail (atomically when parts were cut, by
+   an append past the committed bytes otherwise), and only then is the new
+   offset committed;
+4. when the offset reaches the length, the remainder is the last part and the
+   multipart upload is completed.
+
+With ``Upload-Checksum`` the part commits of step 2 wait until the whole body
+has been verified; an upload part that is never committed is harmless, since
+the same part number is uploaded again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .conf import tus_settings
+from .exceptions import ChecksumMismatch, InvalidRequest, StorageError, TooLarge, TusError
+from .locking import Lease
+from .models import ConcatKind, State, TusSession
+from .pipeline import PartPipeline
+from .protocol import Checksum
+from .storage.s3 import S3Backend, is_no_such_upload
+from .storage.tail import open_tail
+
+logger = logging.getLogger("rindle_tus")
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+class ClientGone(InvalidRequest):
+    code = "incomplete_body"
+    default_message = "The body ended before Content-Length bytes arrived."
+
+
+@dataclass
+class _Read:
+    received: int = 0
+    disconnected: bool = False
+
+
+def content_type_of(session: TusSession) -> str | None:
+    for name in ("filetype", "contentType", "type", "mimetype"):
+        value = session.metadata.get(name)
+        if value and "/" in str(value):
+            return str(value)
+    return None
+
+
+class Receiver:
+    def __init__(self, session: TusSession, lease: Lease, backend: S3Backend) -> None:
+        self.session = session
+        self.lease = lease
+        self.backend = backend
+        self.tail = open_tail(session)
+        self.node = tus_settings.NODE_NAME
+
+    def _commit(self, **fields: Any) -> None:
+        fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
+        self.session.commit(self.lease.token, **fields)
+
+    def receive(self, stream: Readable, content_length: int | None, checksum: Checksum | None) -> None:
+        session = self.session
+        remaining = None if session.length is None else session.length - session.offset
+        if remaining is not None and content_length is not None and content_length > remaining:
+            raise TooLarge(
+                f"The body of {content_length} bytes goes past Upload-Length: "
+                f"only {remaining} more bytes are expected."
+            )
+        self.tail.check()
+        pipeline = PartPipeline(self._send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY)
+        try:
+            self._receive(stream, content_length, checksum, remaining, pipeline)
+        finally:
+            pipeline.close()
+
+    def _receive(
+        self,
+        stream: Readable,
+        content_length: int | None,
+        checksum: Checksum | None,
+        remaining: int | None,
+        pipeline: PartPipeline,
+    ) -> None:
+        session = self.session
+        part_size = session.part_size
+        kept = session.tail_length
+        # A body that cannot fill a part needs neither a whole part buffer nor
+        # the old tail's bytes in memory: they stay on disk and the new bytes
+        # are appended after them. Otherwise the tail is read into the first
+        # buffer just before that buffer becomes a part (or the last bytes).
+        fits = content_length is not None and kept + content_length < part_size
+        buffer = bytearray(kept + content_length) if fits and content_length is not None else pipeline.buffer()
+        view = memoryview(buffer)
+        fill = kept
+        tail_loaded = kept == 0
+
+        def load_tail() -> None:
+            nonlocal tail_loaded
+            if not tail_loaded:
+                self.tail.read_into(view[:kept])
+                tail_loaded = True
+
+        hasher = checksum.hasher() if checksum else None
+        pending: list[dict[str, Any]] = []
+        first_number = next_number = len(session.parts) + 1
+
+        def accept(part: dict[str, Any]) -> None:
+            if checksum:
+                pending.append(part)
+            else:
+                parts = [*session.parts, part]
+                self._commit(parts=parts, offset=_total(parts))
+            self.lease.renew_if_due()
+
+        cap = min((n for n in (content_length, remaining) if n is not None), default=None)
+        read = _Read()
+        chunk = tus_settings.READ_CHUNK_SIZE
+        while cap is None or read.received < cap:
+            want = min(chunk, part_size - fill)
+            if cap is not None:
+                want = min(want, cap - read.received)
+            data = _read(stream, want, read)
+            if not data:
+                if content_length is not None or read.disconnected:
+                    read.disconnected = True
+                break
+            size = len(data)
+            view[fill : fill + size] = data
+            if hasher:
+                hasher.update(data)
+            fill += size
+            read.received += size
+            self.lease.renew_if_due()
+            if fill == part_size:
+                load_tail()
+                self._ensure_multipart()
+                for part in pipeline.submit(next_number, buffer):
+                    accept(part)
+                next_number += 1
+                buffer = pipeline.buffer()
+                view = memoryview(buffer)
+                fill = 0
+        for part in pipeline.drain():
+            accept(part)
+
+        if content_length is None and remaining is not None and read.received == remaining and not read.disconnected:
+            # A chunked body: anything past the declared length is refused.
+            if _read(stream, 1, read):
+                raise TooLarge("The body goes past Upload-Length.")
+
+        if read.disconnected and checksum:
+            # The checksum cannot be verified, so nothing of this body is kept.
+            raise ClientGone("The body ended early, so its Upload-Checksum cannot be verified; nothing was kept.")
+        if checksum and hasher and hasher.digest() != checksum.digest:
+            raise ChecksumMismatch()
+
+        parts = [*session.parts, *pending]
+        cut_parts = next_number != first_number
+        new_offset = _total(parts) + fill
+        if session.length is not None and new_offset == session.length and not read.disconnected:
+            if not cut_parts:
+                load_tail()
+            self.finish(parts, view[:fill])
+            return
+        if read.disconnected and new_offset == session.offset:
+            raise ClientGone()
+        if pending:
+            self._commit(parts=parts, offset=_total(parts))
+        if new_offset != session.offset or cut_parts:
+            self._ensure_multipart()
+            self.tail.store(view[:fill], 0 if cut_parts else kept)
+            self._commit(offset=new_offset, tail_node=self.node)
+        else:
+            self._commit()
+        if read.disconnected:
+            logger.info("upload %s: client left mid-body; kept %d bytes", session.id, read.received)
+            raise ClientGone()
+
+    def _ensure_multipart(self) -> None:
+        session = self.session
+        if session.upload_id:
+            return
+        upload_id = self.backend.create_multipart(session.key, content_type_of(session))
+        # The file exists before the row can imply it, so a crash right after
+        # this commit is never mistaken for a misrouted resume.
+        self.tail.ensure()
+        self._commit(upload_id=upload_id, tail_node=self.node)
+
+    def _send_part(self, number: int, body: bytearray) -> str:
+        # Runs on a pipeline thread: S3 only, no database.
+        return self.backend.upload_part(self.session.key, self.session.upload_id, number, body)
+
+    def _upload_part(self, body: bytearray | bytes, number: int) -> dict[str, Any]:
+        self._ensure_multipart()
+        etag = self.backend.upload_part(self.session.key, self.session.upload_id, number, body)
+        self.lease.renew()
+        return {"number": number, "etag": etag, "size": len(body)}
+
+    def finish(self, parts: list[dict[str, Any]], last: memoryview) -> None:
+        """Store ``last`` as the final bytes after ``parts`` and complete the object."""
+        session = self.session
+        assert session.length is not None
+        if not session.upload_id and not parts:
+            # Small and whole: one PutObject, no multipart upload at all.
+            self.backend.put(session.key, last, content_type_of(session))
+        else:
+            if len(last):
+                parts = [*parts, self._upload_part(bytes(last), len(parts) + 1)]
+            if parts != session.parts or session.offset != session.length:
+                self._commit(parts=parts, offset=session.length, tail_node=self.node)
+            self._complete(parts)
+        self._mark_completed()
+
+    def _complete(self, parts: list[dict[str, Any]]) -> None:
+        session = self.session
+        assert session.length is not None
+        try:
+            self.backend.complete(session.key, session.upload_id, parts)
+        except StorageError as exc:
+            # Completed before, but the row was not updated (a crash or a lost
+            # response): the object itself tells.
+            if not is_no_such_upload(exc):
+                self._commit(last_error=str(exc))
+                raise
+        size = self.backend.size(session.key)
+        if size != session.length:
+            message = f"The assembled object has {size} bytes, not {session.length}."
+            self._commit(state=State.FAILED, last_error=message)
+            logger.error("upload %s failed: %s", session.id, message)
+            raise StorageError(message)
+
+    def _mark_completed(self) -> None:
+        session = self.session
+        assert session.length is not None
+        self._commit(state=State.COMPLETED, offset=session.length, completed_at=timezone.now(), last_error="")
+        self.tail.delete()
+        if session.concat != ConcatKind.PARTIAL:
+            # A partial upload is material for a final one, not a file of its own.
+            transaction.on_commit(lambda: signals.send_finished(session))
+
+
+def _total(parts: list[dict[str, Any]]) -> int:
+    return sum(int(p["size"]) for p in parts)
+
+
+def _read(stream: Readable, size: int, state: _Read) -> bytes:
+    try:
+        return stream.read(size)
+    except TusError:
+        raise
+    except Exception:
+        # Servers report a client that went away in their own ways (OSError,
+        # UnreadablePostError, gunicorn's NoMoreData...); all mean the same.
+        logger.debug("reading the request body failed", exc_info=True)
+        state.disconnected = True
+        return b""

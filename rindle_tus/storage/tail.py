@@ -1,0 +1,165 @@
+"""The node-local tail: bytes of an upload that do not yet fill a part.
+
+Invariant: the first ``session.tail_length`` bytes of the tail file are the
+upload's bytes ``[committed, offset)``. Anything after them is debris from an
+interrupted request and is cut off before use.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from ..conf import tus_settings
+from ..exceptions import TusTailMissing
+from ..models import TusSession
+
+if TYPE_CHECKING:
+    from .shared_tail import S3Tail
+
+logger = logging.getLogger("rindle_tus")
+
+TAIL_DIRNAME = "tus"
+TAIL_SUFFIX = ".tail"
+
+
+def tus_tail_path(session_id: str, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """The one place a tail file's name is computed.
+
+    The id is base64url-encoded (no padding), so no character of it, ``/``,
+    ``..`` or NUL included, can ever shape the path.
+    """
+    base = Path(root if root is not None else tus_settings.TMP_DIR)
+    name = base64.urlsafe_b64encode(session_id.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return base / TAIL_DIRNAME / f"{name}{TAIL_SUFFIX}"
+
+
+def tail_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    return tus_tail_path("", root=root).parent
+
+
+class Tail:
+    """Reads, checks and replaces one session's tail file on this node."""
+
+    def __init__(self, session: TusSession) -> None:
+        self.session = session
+        self.path = tus_tail_path(session.id)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def size(self) -> int | None:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def check(self) -> None:
+        """The cross-node guard: fail loudly rather than continue from nothing."""
+        session = self.session
+        expected = session.tail_length
+        size = self.size()
+        if size is None:
+            if session.implies_tail:
+                self._missing("the tail file is absent")
+            return
+        if size < expected:
+            self._missing(f"the tail file holds {size} bytes but the upload implies {expected}")
+        if size > expected:
+            # Debris of a request interrupted before its offset commit.
+            with open(self.path, "r+b") as fh:
+                fh.truncate(expected)
+                os.fsync(fh.fileno())
+
+    def _missing(self, detail: str) -> None:
+        raise_tail_missing(self.session, detail)
+
+    def read_into(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with the tail's committed bytes; return how many."""
+        wanted = len(buffer)
+        if wanted == 0:
+            return 0
+        with open(self.path, "rb") as fh:
+            got = fh.readinto(buffer)
+        if got != wanted:
+            self._missing(f"the tail file ended after {got} of {wanted} bytes")
+        return wanted
+
+    def store(self, data: memoryview, unchanged: int) -> None:
+        """Make ``data`` the tail, knowing its first ``unchanged`` bytes are
+        already the file's: only what follows them is written."""
+        if unchanged:
+            self.append(data[unchanged:], at=unchanged)
+        else:
+            self.replace(data)
+
+    def ensure(self) -> None:
+        """Create an empty tail file if there is none (before the row implies one)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.replace(memoryview(b""))
+
+    def replace(self, data: memoryview) -> None:
+        """Atomically make ``data`` the whole tail: temp file, fsync, rename."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = data
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def append(self, data: memoryview, at: int) -> None:
+        """Write ``data`` after the first ``at`` bytes.
+
+        Safe without a rename: until the offset commit the new bytes lie past
+        what the row implies, so a crash leaves only debris.
+        """
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.lseek(fd, at, os.SEEK_SET)
+            view = data
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.ftruncate(fd, at + len(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def raise_tail_missing(session: TusSession, detail: str) -> NoReturn:
+    node = tus_settings.NODE_NAME
+    logger.error(
+        "tus_tail_missing: session=%s node=%s tail_node=%s: %s", session.id, node, session.tail_node, detail
+    )
+    raise TusTailMissing(session.id, node, session.tail_node, detail)
+
+
+def open_tail(session: TusSession) -> Tail | S3Tail:
+    """The session's tail in the configured store (``RINDLE_TUS_TAIL_STORE``)."""
+    if tus_settings.TAIL_STORE == "s3":
+        from .shared_tail import S3Tail
+
+        return S3Tail(session)
+    return Tail(session)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,118 @@
+"""The life cycle of an upload outside the PATCH path: creation and
+termination. Views call these; they know nothing of HTTP."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .conf import S3_MAX_OBJECT_SIZE, tus_settings
+from .exceptions import InvalidHeader, StorageError, TooLarge
+from .locking import Lease
+from .models import State, TusSession
+from .storage.s3 import S3Backend, part_size_for
+from .storage.tail import open_tail
+
+logger = logging.getLogger("rindle_tus")
+
+
+def max_size() -> int:
+    """The largest upload accepted: ``RINDLE_TUS_MAX_SIZE``, never past S3's own limit."""
+    configured = tus_settings.MAX_SIZE
+    return S3_MAX_OBJECT_SIZE if configured is None else min(configured, S3_MAX_OBJECT_SIZE)
+
+
+def check_length(length: int, part_size: int | None = None) -> None:
+    limit = max_size()
+    if part_size is not None:
+        limit = min(limit, part_size * 10_000)
+    if length > limit:
+        raise TooLarge(f"Upload-Length {length} is larger than this server accepts ({limit} bytes).")
+
+
+def create_session(
+    backend: S3Backend,
+    *,
+    length: int | None,
+    metadata_raw: str,
+    metadata: dict[str, Any],
+    user: Any = None,
+    concat: str = "",
+    concat_sources: list[dict[str, str]] | None = None,
+) -> TusSession:
+    if length is not None:
+        check_length(length)
+    now = timezone.now()
+    session = TusSession(
+        length=length,
+        part_size=part_size_for(length),
+        metadata_raw=metadata_raw,
+        metadata=metadata,
+        concat=concat,
+        concat_sources=concat_sources or [],
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + tus_settings.EXPIRATION,
+    )
+    session.key = backend.key_for(session.id)
+    session.save(force_insert=True)
+    transaction.on_commit(lambda: signals.send_created(session))
+    return session
+
+
+def set_deferred_length(session: TusSession, lease: Lease, length: int) -> None:
+    if length < session.offset:
+        raise InvalidHeader(f"Upload-Length {length} is smaller than the bytes already received ({session.offset}).")
+    check_length(length, session.part_size)
+    session.commit(lease.token, length=length)
+
+
+def complete_empty(session: TusSession, backend: S3Backend) -> None:
+    """``Upload-Length: 0``: the upload is whole at creation."""
+    backend.put(session.key, b"", None)
+    TusSession.objects.filter(pk=session.pk).update(state=State.COMPLETED, completed_at=timezone.now())
+    session.state = State.COMPLETED
+    transaction.on_commit(lambda: signals.send_finished(session))
+
+
+def terminate(session: TusSession, lease: Lease, backend: S3Backend) -> None:
+    """Mark the upload terminated, then free its storage.
+
+    The row changes first, so no request can resume it while storage is freed;
+    a clean-up step that fails is recorded in ``last_error`` and retried by the
+    reaper.
+    """
+    was_completed = session.state == State.COMPLETED
+    session.commit(lease.token, state=State.TERMINATED)
+    transaction.on_commit(lambda: signals.send_terminated(session))
+    errors = []
+    try:
+        if session.upload_id and not was_completed:
+            backend.abort(session.key, session.upload_id)
+        if was_completed or not session.upload_id:
+            backend.delete(session.key)
+    except StorageError as exc:
+        errors.append(str(exc))
+    open_tail(session).delete()
+    if errors:
+        logger.warning("upload %s terminated; clean-up left for the reaper: %s", session.id, errors)
+        session.commit(lease.token, last_error="; ".join(errors))
+
+
+def discard(session: TusSession, backend: S3Backend) -> None:
+    """Undo an upload nobody can reach: its creation failed midway, so the
+    client never learnt its URL. Its storage is freed and the row removed;
+    if freeing fails, the row stays terminated for the reaper to retry."""
+    lease = Lease.acquire(session.id)
+    try:
+        session.refresh_from_db()
+        terminate(session, lease, backend)
+        if not session.last_error:
+            TusSession.objects.filter(pk=session.pk, lease_token=lease.token).delete()
+    finally:
+        lease.release()

@@ -1,0 +1,48 @@
+# Sourced by the scripts: a virtual environment in .venv with the project and
+# its extras installed, refreshed whenever setup.cfg changes.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+# RINDLE_EXTRAS: which extras the caller needs ("dev" for the tests, which
+# include everything; the demo needs only "example,celery"). A venv that has
+# "dev" already serves the demo.
+extras="${RINDLE_EXTRAS:-dev}"
+stamp=".venv/.rindle-installed"
+want="$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [ "$have" != "$want dev" ] && [ "$have" != "$want $extras" ]; then
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet -e ".[$extras]"
+  echo "$want $extras" > "$stamp"
+fi
+# Node packages of the real-client tests (only for the tests) and of the
+# example upload page.
+node_dirs="example_project/frontend"
+[ "$extras" = dev ] && node_dirs="tests/clients $node_dirs"
+for dir in $node_dirs; do
+  if [ -f "$dir/package.json" ]; then
+    nstamp="$dir/node_modules/.rindle-installed"
+    nwant="$(cat "$dir/package.json" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -c1-16)"
+    if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
+      (cd "$dir" && if [ -f package-lock.json ]; then npm ci --silent --no-audit --no-fund; else npm install --silent --no-audit --no-fund; fi)
+      echo "$nwant" > "$nstamp"
+    fi
+  fi
+done
+# The example upload page's bundle (example_project/static/example/, not in
+# git), rebuilt when it is missing or its sources changed.
+page=example_project/frontend
+if [ -f "$page/package.json" ]; then
+  bstamp=example_project/static/example/.rindle-built
+  bwant="$(cat "$page/package.json" "$page/package-lock.json" $(find "$page/src" -type f | sort) | sha256sum | cut -c1-16)"
+  if [ ! -f example_project/static/example/upload.js ] || [ ! -f "$bstamp" ] || [ "$(cat "$bstamp")" != "$bwant" ]; then
+    (cd "$page" && npm run --silent build)
+    echo "$bwant" > "$bstamp"
+  fi
+fi

@@ -1,0 +1,105 @@
+// Uploads one file with tus-js-client (its Node file reader and HTTP stack)
+// and reports what happened as JSON lines on stdout, for the Python tests.
+//
+//   node upload.mjs '<json options>'
+//
+// Options:
+//   endpoint        the collection URL (POST target)
+//   file            path of the file to upload
+//   chunkSize       bytes per PATCH; null means one request (Infinity)
+//   metadata        Upload-Metadata as an object
+//   urlStorage      path of a JSON file remembering upload URLs by fingerprint
+//   resume          true: continue the upload remembered in urlStorage
+//   uploadUrl       continue this upload instead of creating one
+//   dropAfterBytes  the network fails once this many bytes (headers and
+//                   bodies of all requests) have gone out: the rest is lost
+//   uploadDataDuringCreation, parallelUploads, retryDelays: as in tus-js-client
+//
+// Events: {"event": "response", method, status, offset} for every response,
+// then {"event": "success", url} or {"event": "error", url, message}.
+import * as http from 'node:http';
+import * as fs from 'node:fs';
+
+import { DefaultHttpStack, FileUrlStorage, Upload } from 'tus-js-client';
+
+const options = JSON.parse(process.argv[2]);
+const emit = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
+
+// A keep-alive agent whose connections can be cut after a number of bytes,
+// as a failing network would: what was written before reaches the server,
+// then the connection is closed and anything written later is lost.
+class DroppingAgent extends http.Agent {
+  constructor(limit) {
+    super({ keepAlive: true });
+    this.remaining = limit ?? Number.POSITIVE_INFINITY;
+  }
+
+  createConnection(connectOptions, callback) {
+    const socket = super.createConnection(connectOptions, callback);
+    const write = socket.write.bind(socket);
+    socket.write = (chunk, encoding, done) => {
+      const cb = typeof encoding === 'function' ? encoding : done;
+      const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk;
+      if (this.remaining <= 0) {
+        if (cb) process.nextTick(cb);
+        return true;
+      }
+      if (data.length < this.remaining) {
+        this.remaining -= data.length;
+        return write(data, cb);
+      }
+      const kept = data.subarray(0, this.remaining);
+      this.remaining = 0;
+      write(kept);
+      socket.end();
+      if (cb) process.nextTick(cb);
+      return true;
+    };
+    return socket;
+  }
+}
+
+const agent = new DroppingAgent(options.dropAfterBytes);
+const chunkSize = options.chunkSize == null ? Number.POSITIVE_INFINITY : options.chunkSize;
+
+const upload = new Upload(fs.createReadStream(options.file), {
+  endpoint: options.endpoint,
+  uploadUrl: options.uploadUrl ?? null,
+  chunkSize,
+  metadata: options.metadata ?? {},
+  retryDelays: options.retryDelays ?? null,
+  uploadDataDuringCreation: Boolean(options.uploadDataDuringCreation),
+  parallelUploads: options.parallelUploads ?? 1,
+  httpStack: new DefaultHttpStack({ agent }),
+  urlStorage: options.urlStorage ? new FileUrlStorage(options.urlStorage) : undefined,
+  storeFingerprintForResuming: Boolean(options.urlStorage),
+  removeFingerprintOnSuccess: false,
+  onAfterResponse(req, res) {
+    const offset = res.getHeader('Upload-Offset');
+    emit({
+      event: 'response',
+      method: req.getMethod(),
+      status: res.getStatus(),
+      offset: offset === undefined ? null : Number(offset),
+    });
+  },
+  onSuccess() {
+    emit({ event: 'success', url: upload.url });
+    agent.destroy();
+  },
+  onError(error) {
+    emit({ event: 'error', url: upload.url, message: String(error) });
+    agent.destroy();
+    process.exitCode = 1;
+  },
+});
+
+if (options.resume) {
+  const previous = await upload.findPreviousUploads();
+  if (previous.length === 0) {
+    emit({ event: 'error', message: 'no previous upload remembered in urlStorage' });
+    process.exit(1);
+  }
+  upload.resumeFromPreviousUpload(previous[0]);
+}
+upload.start();

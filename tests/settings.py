@@ -1,0 +1,73 @@
+"""Settings for the test suite: a minimal host project around rindle_tus.
+
+The S3 endpoint is filled in by the ``s3`` fixture in ``conftest.py``.
+"""
+
+import os
+
+import dj_database_url
+from corsheaders.defaults import default_headers
+
+from rindle_tus import cors as rindle_cors
+
+SECRET_KEY = "tests"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rindle_tus",
+    "example_project.uploads",
+]
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite:///:memory:"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STORAGES = {
+    "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"bucket_name": "rindle-test"}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_URL = "static/"
+# The live server serves MEDIA_URL itself; left empty it would claim every path.
+MEDIA_URL = "/media/"
+# The example upload page's bundle, served by the live server in the browser test.
+STATICFILES_DIRS = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_project/static")]
+
+RINDLE_TUS_PART_SIZE = 5 * 1024 * 1024
+RINDLE_TUS_NODE_NAME = "test-node"
+
+CORS_ALLOWED_ORIGINS = ["http://app.example"]
+CORS_URLS_REGEX = r"^/files/.*$"
+CORS_ALLOW_HEADERS = (*default_headers, *rindle_cors.CORS_ALLOW_HEADERS)
+CORS_EXPOSE_HEADERS = rindle_cors.CORS_EXPOSE_HEADERS
+CORS_ALLOW_METHODS = rindle_cors.CORS_ALLOW_METHODS

@@ -1,0 +1,285 @@
+"""Real faults in a real cluster: an app server killed with SIGKILL at several
+points of a PATCH, S3 going away mid-request, a client vanishing mid-body.
+After each, the row describes a committed state, HEAD says so, and the
+client resumes from HEAD's offset to a byte-exact object.
+
+A killed request leaves its lease in the row until it runs out
+(RINDLE_TUS_LEASE_SECONDS, short on ``node-f``); the resume waits out 423s.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from .cluster import (
+    BUCKET,
+    PART,
+    Cluster,
+    MiB,
+    Node,
+    create,
+    offset_of,
+    open_patch,
+    patch,
+    resume,
+    session_id_of,
+    wait_until,
+)
+from .conftest import payload
+
+pytestmark = pytest.mark.slow
+
+
+def _restart_and_resume(nodes: Cluster, url: str, data: bytes, expected_offset: int) -> None:
+    node = nodes["node-f"]
+    node.start()
+    node.wait_ready()
+    session_id = session_id_of(url)
+    assert nodes.assert_consistent(session_id, node) == expected_offset
+    response = resume(url, data)
+    assert response.status_code == 204, response.text
+    nodes.assert_complete(session_id, data)
+
+
+def test_kill_while_reading_the_body_keeps_the_last_commit(nodes: Cluster) -> None:
+    node = nodes["node-f"]
+    data = payload(2 * PART + 3 * MiB, seed=11)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+    assert patch(url, data[:MiB], 0).status_code == 204
+    tail_before = node.tail_path(session_id).read_bytes()
+
+    request = open_patch(url, MiB, len(data) - MiB)
+    request.send(data[MiB : 3 * MiB])
+    wait_until(lambda: nodes.row(session_id)["lease_token"], 30, "the PATCH to take the lease")
+    node.kill()
+    request.close()
+
+    assert nodes.row(session_id)["offset"] == MiB
+    assert node.tail_path(session_id).read_bytes()[:MiB] == tail_before
+    _restart_and_resume(nodes, url, data, MiB)
+
+
+def test_kill_after_a_part_commit_resumes_from_the_part_boundary(nodes: Cluster) -> None:
+    node = nodes["node-f"]
+    data = payload(4 * PART + 3 * MiB, seed=12)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+
+    # Parts upload while the next is read and commit in order: once a third
+    # part is read, the first is committed at the latest.
+    request = open_patch(url, 0, len(data))
+    request.send(data[: 3 * PART + MiB])
+    wait_until(lambda: nodes.row(session_id)["parts"], 60, "the first part to be committed")
+    node.kill()
+    request.close()
+
+    row = nodes.row(session_id)
+    assert row["parts"] and row["offset"] == len(row["parts"]) * PART
+    _restart_and_resume(nodes, url, data, row["offset"])
+
+
+def test_kill_after_a_part_upload_before_its_commit(nodes: Cluster) -> None:
+    """S3 stored the part, the app never heard back and died: the row knows
+    nothing of the part, so it is uploaded again under the same number."""
+    node = nodes["node-f"]
+    data = payload(2 * PART + 3 * MiB, seed=13)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+
+    nodes.relay.hold_after(PART)
+    request = open_patch(url, 0, len(data))
+    request.send(data[: PART + MiB])
+    nodes.relay.wait_held()
+    node.kill()
+    nodes.relay.restore()
+    request.close()
+
+    row = nodes.row(session_id)
+    assert row["parts"] == [] and row["offset"] == 0 and row["upload_id"]
+    stored = nodes.s3.list_parts(Bucket=BUCKET, Key=row["key"], UploadId=row["upload_id"]).get("Parts", [])
+    assert [(p["PartNumber"], p["Size"]) for p in stored] == [(1, PART)]
+    _restart_and_resume(nodes, url, data, 0)
+
+
+class _TailWatch(threading.Thread):
+    """Freeze the node the moment its tail write shows on disk: the temp file
+    of an atomic replace exists, or the tail grows past its old size. If the
+    replace is over (the tail is a new file) before a look caught it, give up."""
+
+    def __init__(self, node: Node, session_id: str, appended: bool) -> None:
+        super().__init__(daemon=True)
+        self.node = node
+        self.tail = node.tail_path(session_id)
+        self.appended = appended
+        stat = self.tail.stat()
+        self.old_size, self.old_inode = stat.st_size, stat.st_ino
+        self.caught = False
+
+    def run(self) -> None:
+        while self.node.running:
+            if self._writing():
+                self.node.freeze()
+                self.caught = True
+                return
+            if not self.appended and self._inode() not in (None, self.old_inode):
+                return
+
+    def _writing(self) -> bool:
+        if self.appended:
+            return self.tail.exists() and self.tail.stat().st_size > self.old_size
+        prefix = self.tail.name + "."
+        return any(n.startswith(prefix) and n.endswith(".tmp") for n in os.listdir(self.tail.parent))
+
+    def _inode(self) -> int | None:
+        try:
+            return self.tail.stat().st_ino
+        except FileNotFoundError:
+            return None
+
+
+@pytest.mark.parametrize("appended", [pytest.param(True, id="append"), pytest.param(False, id="atomic-replace")])
+def test_kill_while_writing_the_tail(nodes: Cluster, appended: bool) -> None:
+    """The tail write is too quick to aim a kill at from outside: the node is
+    frozen (SIGSTOP) the instant the write shows on disk, then killed, so the
+    disk and the row are exactly as a crash there leaves them. A watch that
+    comes too late lets the PATCH finish and tries again on a new upload."""
+    node = nodes["node-f"]
+    for attempt in range(5):
+        data = payload(2 * PART + 3 * MiB, seed=20 * attempt + appended)
+        url = create(node.files_url, len(data))
+        session_id = session_id_of(url)
+        assert patch(url, data[:MiB], 0).status_code == 204
+        # Append: no part is cut, the new bytes go after the old tail. Replace:
+        # a part is cut and the remainder replaces the tail through a temp file.
+        end = 4 * MiB if appended else PART + 4 * MiB
+        watch = _TailWatch(node, session_id, appended)
+        watch.start()
+        request = open_patch(url, MiB, end - MiB)
+        request.send(data[MiB:end])
+        # The watch ends either way: the node frozen, or the replace seen done.
+        watch.join(timeout=60)
+        if watch.caught:
+            break
+        response = request.response()
+        assert response.status_code == 204
+        assert resume(url, data).status_code == 204
+        nodes.assert_complete(session_id, data)
+    else:
+        pytest.fail("no attempt caught the tail write in progress")
+    node.kill()
+    request.close()
+
+    row = nodes.row(session_id)
+    tail = node.tail_path(session_id)
+    if appended:
+        # Frozen while writing or syncing the new bytes: the offset has not
+        # moved yet (or, frozen a moment late, has).
+        assert row["parts"] == [] and row["offset"] in (MiB, end), row
+    else:
+        assert [p["number"] for p in row["parts"]] == [1] and row["offset"] in (PART, end), row
+    _restart_and_resume(nodes, url, data, row["offset"])
+    assert not tail.exists()
+
+
+def test_shared_tail_store_resumes_on_another_node_after_a_kill(nodes: Cluster) -> None:
+    """With the tail in S3, a node dying mid-PATCH loses nothing another node needs."""
+    s1, s2 = nodes["node-s1"], nodes["node-s2"]
+    data = payload(2 * PART + 3 * MiB, seed=19)
+    session_id = session_id_of(create(s1.files_url, len(data)))
+    assert patch(s1.upload_url(session_id), data[:MiB], 0).status_code == 204
+    assert nodes.tail_size(session_id, s1) == MiB
+
+    request = open_patch(s1.upload_url(session_id), MiB, len(data) - MiB)
+    request.send(data[MiB : 3 * MiB])
+    wait_until(lambda: nodes.row(session_id)["lease_token"], 30, "the PATCH to take the lease")
+    s1.kill()
+    request.close()
+
+    assert nodes.assert_consistent(session_id, s2) == MiB
+    response = resume(s2.upload_url(session_id), data)
+    assert response.status_code == 204, response.text
+    nodes.assert_complete(session_id, data)
+
+
+def test_s3_cut_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
+    node = nodes["node-a"]
+    data = payload(3 * PART + MiB, seed=16)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+    assert patch(url, data[:MiB], 0).status_code == 204
+
+    # The second PATCH cuts two parts; S3 vanishes while the second one is on its way.
+    nodes.relay.cut_after(PART + 2 * MiB)
+    failed = patch(url, data[MiB : 2 * PART], MiB)
+
+    assert 500 <= failed.status_code < 600
+    assert "storage_error" in failed.text
+    assert nodes.relay.cuts >= 1
+    # Parts upload two at a time: the first may or may not have been committed.
+    assert nodes.assert_consistent(session_id, node) in (MiB, PART)
+    nodes.relay.restore()
+    assert resume(url, data).status_code == 204
+    nodes.assert_complete(session_id, data)
+
+
+def test_s3_unreachable_before_the_multipart_upload_exists(nodes: Cluster) -> None:
+    node = nodes["node-a"]
+    data = payload(PART + MiB, seed=17)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+
+    nodes.relay.cut()
+    failed = patch(url, data[:MiB], 0)
+
+    assert 500 <= failed.status_code < 600 and "storage_error" in failed.text
+    assert nodes.assert_consistent(session_id, node) == 0
+    nodes.relay.restore()
+    assert resume(url, data).status_code == 204
+    nodes.assert_complete(session_id, data)
+
+
+def test_s3_cut_at_completion_leaves_an_upload_a_client_can_finish(nodes: Cluster) -> None:
+    """Every byte is in, CompleteMultipartUpload never reaches S3. A client
+    that resumes by the protocol (HEAD, then send what is missing) must end
+    with the object."""
+    node = nodes["node-a"]
+    data = payload(PART + 2 * MiB, seed=18)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+    assert patch(url, data[: PART + MiB], 0).status_code == 204
+
+    nodes.relay.cut_on(rb"POST [^ ]*\?uploadId=")
+    failed = patch(url, data[PART + MiB :], PART + MiB)
+    assert 500 <= failed.status_code < 600 and "storage_error" in failed.text
+    nodes.relay.restore()
+
+    offset = offset_of(url)
+    if offset < len(data):
+        assert resume(url, data).status_code == 204
+    nodes.assert_complete(session_id, data)
+
+
+@pytest.mark.parametrize("declared", [6 * MiB, 2 * PART + 4 * MiB])
+def test_client_disconnect_mid_body_keeps_what_arrived(nodes: Cluster, declared: int) -> None:
+    node = nodes["node-a"]
+    data = payload(3 * PART, seed=declared)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+
+    request = open_patch(url, 0, declared)
+    request.send(data[: declared // 2])
+    request.close()
+
+    def settled() -> bool:
+        row = nodes.row(session_id)
+        return bool(row["offset"]) and not row["lease_token"]
+
+    wait_until(settled, 60, "the server to keep what arrived")
+    offset = nodes.assert_consistent(session_id, node)
+    assert offset == declared // 2
+    assert resume(url, data).status_code == 204
+    nodes.assert_complete(session_id, data)

@@ -1,0 +1,70 @@
+"""Parts upload while the next is read; commits stay in part order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rindle_tus.exceptions import StorageError
+from rindle_tus.storage.s3 import S3Backend
+
+from .conftest import PART, S3, TusClient, payload, session_for, sha256
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_parts_commit_in_order_at_any_concurrency(tus: TusClient, s3: S3, settings: Any, concurrency: int) -> None:
+    settings.RINDLE_TUS_UPLOAD_CONCURRENCY = concurrency
+    data = payload(5 * PART + 99, seed=concurrency)
+    url = tus.upload(data)
+    session = session_for(url)
+    assert [p["number"] for p in session.parts] == [1, 2, 3, 4, 5, 6]
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_failed_part_keeps_the_parts_before_it(tus: TusClient, s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = payload(4 * PART + 5, seed=7)
+    url = tus.new(len(data))
+    original = S3Backend.upload_part
+
+    def flaky(self: S3Backend, key: str, upload_id: str, number: int, body: Any) -> str:
+        if number == 3:
+            raise StorageError("injected failure of part 3")
+        return original(self, key, upload_id, number, body)
+
+    monkeypatch.setattr(S3Backend, "upload_part", flaky)
+    assert tus.patch(url, data, 0).status_code == 502
+    session = session_for(url)
+    assert [p["number"] for p in session.parts] == [1, 2]
+    assert session.offset == 2 * PART
+    monkeypatch.setattr(S3Backend, "upload_part", original)
+    assert tus.patch(url, data[2 * PART :], 2 * PART).status_code == 204
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_one_boto3_client_serves_every_thread(s3: S3) -> None:
+    import threading
+
+    clients: list[Any] = []
+    threads = [threading.Thread(target=lambda: clients.append(S3Backend().client)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    clients.append(S3Backend().client)
+    assert len({id(client) for client in clients}) == 1
+
+
+def test_pooled_buffers_are_reused_and_never_leak_old_bytes(tus: TusClient, s3: S3) -> None:
+    from rindle_tus.pipeline import buffers
+
+    buffers._idle.clear()
+    stale = [bytearray(b"\xff" * PART) for _ in range(3)]
+    buffers.give(stale, keep=3)
+    data = payload(3 * PART + 12345, seed=77)
+    url = tus.new(len(data))
+    # A tail first, then bodies that cut parts from it, then the last bytes.
+    for start, end in ((0, 1_000_000), (1_000_000, PART + 2_000_000), (PART + 2_000_000, len(data))):
+        assert tus.patch(url, data[start:end], start).status_code == 204
+    assert s3.sha256(session_for(url).key) == sha256(data)
+    assert any(buffer is pooled for buffer in stale for pooled in buffers._idle[PART])
