@@ -1,9 +1,7 @@
-"""A runnable project around rindle_tus. Its Celery app loads when Celery is
-installed; everything else works without it."""
+"""A runnable project around rindle_tus.
 
-from importlib.util import find_spec
-
-if find_spec("celery") is not None:
-    from .celery import app as celery_app
-
-    __all__ = ("celery_app",)
+Its Celery app is ``example_project.celery`` (``celery -A example_project``
+finds it there). It is not imported here, as Django's Celery recipe would,
+because the web processes never send tasks: leaving it out keeps Celery out
+of every gunicorn worker.
+"""

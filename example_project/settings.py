@@ -129,13 +129,14 @@ LOGGING = {
     "loggers": {"rindle_tus": {"handlers": ["console"], "level": os.environ.get("RINDLE_TUS_LOG_LEVEL", "INFO")}},
 }
 
-# Celery runs the reaper (rindle_tus.tasks, docs/operations.md). The broker is
+# Celery runs the reaper (rindle_tus.tasks, docs/operations.md); the schedule
+# comes from rindle_tus.schedule, so web processes never load Celery. The broker is
 # CELERY_BROKER_URL (Redis, say) when set; otherwise kombu's filesystem
 # transport under var/, which needs no server and serves a worker and beat on
 # this one machine: celery -A example_project worker -B -Q celery,rindle_tus.tails.<node> -c 1
 import socket  # noqa: E402
 
-from rindle_tus.tasks import BEAT_SCHEDULE, tail_sweep_schedule  # noqa: E402
+from rindle_tus.schedule import BEAT_SCHEDULE, tail_sweep_schedule  # noqa: E402
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":

@@ -547,15 +547,16 @@ def reap_selected(ids: Iterable[str], *, dry_run: bool = False) -> Report:
 
 
 def terminate_sessions(ids: Iterable[str], *, dry_run: bool = False, backend: S3Backend | None = None) -> Report:
-    """Terminate receiving sessions: abort the multipart upload and delete the tail here.
+    """Terminate receiving sessions (abort the multipart upload, delete the
+    tail here) and failed ones (delete their wrong-size object).
 
     Completed uploads are the users' files and are left alone.
     """
     report = Report(dry_run=dry_run)
 
     def why_not(session: TusSession) -> str | None:
-        if session.state != State.RECEIVING:
-            return f"only receiving uploads can be terminated (it is {session.state})"
+        if session.state not in (State.RECEIVING, State.FAILED):
+            return f"only receiving or failed uploads can be terminated (it is {session.state})"
         return None
 
     def act(session: TusSession, lease: Lease) -> None:

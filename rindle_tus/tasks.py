@@ -1,70 +1,48 @@
 """Celery tasks over ``rindle_tus.maintenance``, with stable names.
 
 Celery is optional: without it this module still imports and its functions
-are plain callables. It imports no models at module level either, so a
-settings module can use ``BEAT_SCHEDULE`` and ``tail_sweep_schedule()``::
-
-    from rindle_tus.tasks import BEAT_SCHEDULE, tail_sweep_schedule
-
-    CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE, **tail_sweep_schedule(["web-1", "web-2"])}
-
-The entries use plain ``timedelta`` schedules, so django-celery-beat's
-``DatabaseScheduler`` loads them into interval schedules as they are.
-
-Tails live on the disk of the web node that received them, so the tail
-sweep must run on every web node: each entry of ``tail_sweep_schedule()`` is
-routed to the queue ``node_queue(node)``, which a small worker on that node
-consumes (``celery -A proj worker -Q rindle_tus.tails.<node> -c 1``).
-Where no worker runs on the web nodes, cron runs
-``manage.py rindle_tus_reap --only tails`` there instead.
+are plain callables. The schedule lives in ``rindle_tus.schedule`` (also
+re-exported here), which settings import without loading Celery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any, TypeVar
+
+from .schedule import (
+    BEAT_SCHEDULE,
+    DELETE_OLD_ROWS,
+    REAP,
+    REAP_EXPIRED,
+    REAP_ORPHANS,
+    SWEEP_TAILS,
+    node_queue,
+    tail_sweep_schedule,
+)
 
 try:
     from celery import shared_task as _shared_task
 except ImportError:  # Celery is optional.
     _shared_task = None
 
+__all__ = [
+    "BEAT_SCHEDULE",
+    "DELETE_OLD_ROWS",
+    "REAP",
+    "REAP_EXPIRED",
+    "REAP_ORPHANS",
+    "SWEEP_TAILS",
+    "delete_old_rows",
+    "node_queue",
+    "reap",
+    "reap_expired",
+    "reap_orphans",
+    "sweep_tails",
+    "tail_sweep_schedule",
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-REAP_EXPIRED = "rindle_tus.reap_expired"
-REAP_ORPHANS = "rindle_tus.reap_orphans"
-SWEEP_TAILS = "rindle_tus.sweep_tails"
-DELETE_OLD_ROWS = "rindle_tus.delete_old_rows"
-REAP = "rindle_tus.reap"
-
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    REAP_EXPIRED: {"task": REAP_EXPIRED, "schedule": timedelta(minutes=15)},
-    REAP_ORPHANS: {"task": REAP_ORPHANS, "schedule": timedelta(hours=6)},
-    DELETE_OLD_ROWS: {"task": DELETE_OLD_ROWS, "schedule": timedelta(days=1)},
-}
-
-
-def node_queue(node: str) -> str:
-    """The queue that the worker on web node ``node`` consumes for its tail sweep."""
-    return f"rindle_tus.tails.{node}"
-
-
-def tail_sweep_schedule(nodes: Iterable[str], every: timedelta = timedelta(hours=1)) -> dict[str, dict[str, Any]]:
-    """One beat entry per web node, routed to that node's queue.
-
-    A sweep that waits longer than ``every`` (its node is down) expires
-    rather than piling up.
-    """
-    return {
-        f"{SWEEP_TAILS}.{node}": {
-            "task": SWEEP_TAILS,
-            "schedule": every,
-            "kwargs": {"node": node},
-            "options": {"queue": node_queue(node), "expires": every.total_seconds()},
-        }
-        for node in nodes
-    }
 
 
 def _task(name: str) -> Callable[[F], F]:

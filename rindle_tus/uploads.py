@@ -87,14 +87,18 @@ def terminate(session: TusSession, lease: Lease, backend: S3Backend) -> None:
     a clean-up step that fails is recorded in ``last_error`` and retried by the
     reaper.
     """
-    was_completed = session.state == State.COMPLETED
-    session.commit(lease.token, state=State.TERMINATED)
+    # A completed or failed upload's multipart upload is already assembled
+    # into an object (a failed one's has the wrong size): delete that object.
+    assembled = session.state in (State.COMPLETED, State.FAILED)
+    # last_error now means "clean-up pending" (what the reaper retries), so
+    # an earlier error (a failed upload's) is cleared.
+    session.commit(lease.token, state=State.TERMINATED, last_error="")
     transaction.on_commit(lambda: signals.send_terminated(session))
     errors = []
     try:
-        if session.upload_id and not was_completed:
+        if session.upload_id and not assembled:
             backend.abort(session.key, session.upload_id)
-        if was_completed or not session.upload_id:
+        if assembled or not session.upload_id:
             backend.delete(session.key)
     except StorageError as exc:
         errors.append(str(exc))

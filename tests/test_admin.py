@@ -214,6 +214,22 @@ def test_terminate_action_aborts_and_cleans_up_and_leaves_finished_uploads(
     assert TusSession.objects.get(pk=leased.pk).state == State.RECEIVING
 
 
+def test_terminate_action_deletes_a_failed_uploads_object(admin_client: Client, tus: TusClient, s3: S3) -> None:
+    # A failed upload's multipart upload was assembled into an object of the
+    # wrong size: nobody can use it, so terminating it deletes it.
+    data = payload(PART + 5, seed=41)
+    failed = session_for(tus.upload(data))
+    assert s3.sha256(failed.key) == sha256(data)
+    TusSession.objects.filter(pk=failed.pk).update(
+        state=State.FAILED, last_error=f"The assembled object has {len(data) - 1} bytes, not {len(data)}."
+    )
+    notes = messages_of(act(admin_client, "terminate_selected", failed))
+    assert notes[0] == "Terminate: 1 terminate done"
+    failed.refresh_from_db()
+    assert failed.state == State.TERMINATED and failed.last_error == ""
+    assert not s3.exists(failed.key)
+
+
 def test_retry_completion_action_completes_a_stuck_upload(
     admin_client: Client, every_state: dict[str, Any], s3: S3
 ) -> None:

@@ -73,7 +73,7 @@ def test_example_project_beat_schedule_names_registered_tasks() -> None:
 
 
 DJANGO_CELERY_BEAT_SETTINGS = """
-from rindle_tus.tasks import BEAT_SCHEDULE, tail_sweep_schedule
+from rindle_tus.schedule import BEAT_SCHEDULE, tail_sweep_schedule
 
 SECRET_KEY = "beat"
 USE_TZ = True
@@ -193,3 +193,20 @@ def test_tail_sweep_meant_for_another_node_touches_nothing(worker_app: Celery, t
     result = worker_app.send_task(tasks.SWEEP_TAILS, kwargs={"node": "some-other-node"}).get(timeout=60)
     assert result["counts"] == {"step:skipped": 1}
     assert tail.exists()
+
+
+def test_example_web_process_never_loads_celery() -> None:
+    # Settings read the schedule from rindle_tus.schedule: a web worker that
+    # serves uploads carries no Celery (about 6 MiB a process).
+    code = (
+        "import sys, django\n"
+        "django.setup()\n"
+        "from django.core.wsgi import get_wsgi_application\n"
+        "get_wsgi_application()\n"
+        "import rindle_tus.views, rindle_tus.admin\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'kombu')))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
