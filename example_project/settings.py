@@ -91,8 +91,8 @@ STORAGES = {
             "client_config": BotoConfig(
                 s3={"addressing_style": "path"},
                 max_pool_connections=int(os.environ.get("AWS_S3_MAX_POOL_CONNECTIONS", "32")),
-                connect_timeout=5,
-                read_timeout=60,
+                connect_timeout=int(os.environ.get("AWS_S3_CONNECT_TIMEOUT", "5")),
+                read_timeout=int(os.environ.get("AWS_S3_READ_TIMEOUT", "60")),
                 retries={"max_attempts": 3, "mode": "standard"},
             ),
         },

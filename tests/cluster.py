@@ -51,6 +51,7 @@ OFFSET_TYPE = "application/offset+octet-stream"
 # killed request leaves in the row runs out quickly.
 LEASE_SECONDS = 8.0
 FAULT_LEASE_SECONDS = 2.0
+FAULT_S3_READ_TIMEOUT = 3
 HTTP_TIMEOUT = 120
 
 
@@ -699,6 +700,9 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
         migrate(database, base_env, workdir)
         for name, lease in (("node-a", LEASE_SECONDS), ("node-b", LEASE_SECONDS), ("node-f", FAULT_LEASE_SECONDS)):
             env = {**base_env, "RINDLE_TUS_LEASE_SECONDS": str(lease)}
+            if name == "node-f":
+                # A black-holed S3 shows within seconds, not the default minute.
+                env["AWS_S3_READ_TIMEOUT"] = str(FAULT_S3_READ_TIMEOUT)
             nodes[name] = Node(name, workdir / name, env)
         for name in ("node-s1", "node-s2"):
             env = {**base_env, "RINDLE_TUS_LEASE_SECONDS": str(FAULT_LEASE_SECONDS), "RINDLE_TUS_TAIL_STORE": "s3"}

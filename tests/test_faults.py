@@ -226,6 +226,32 @@ def test_s3_cut_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
     nodes.assert_complete(session_id, data)
 
 
+def test_s3_black_holed_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
+    """S3 takes the requests but never answers (no reset, no error): the PATCH
+    gives up after the client's read timeout and retries, answers 5xx with a
+    reason, and the row still describes what was committed before."""
+    node = nodes["node-f"]
+    data = payload(2 * PART + MiB, seed=19)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+    assert patch(url, data[:MiB], 0).status_code == 204
+
+    nodes.relay.hold_after(0)
+    failed = patch(url, data[MiB : PART + 2 * MiB], MiB)
+
+    assert 500 <= failed.status_code < 600, failed.text
+    assert "storage_error" in failed.text
+    assert nodes.relay.held > 0
+    # S3 may hold the part; the app never heard of it, so the row does not either.
+    row = nodes.row(session_id)
+    assert row["parts"] == [] and row["offset"] == MiB
+    nodes.relay.restore()
+    assert nodes.assert_consistent(session_id, node) == MiB
+    response = resume(url, data)
+    assert response.status_code == 204, response.text
+    nodes.assert_complete(session_id, data)
+
+
 def test_s3_unreachable_before_the_multipart_upload_exists(nodes: Cluster) -> None:
     node = nodes["node-a"]
     data = payload(PART + MiB, seed=17)
