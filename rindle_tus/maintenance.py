@@ -38,7 +38,7 @@ from django.utils import timezone
 from .conf import tus_settings
 from .exceptions import LeaseLost, Locked, StorageError
 from .locking import Lease
-from .models import State, TusSession
+from .models import ConcatKind, State, TusSession
 from .receiver import Receiver
 from .storage.s3 import S3Backend, is_no_such_upload, s3_errors
 from .storage.shared_tail import S3Tail
@@ -467,20 +467,28 @@ def sweep_tails(
 # -- old rows ----------------------------------------------------------------
 
 
-def delete_old_rows(*, dry_run: bool = False, now: datetime | None = None, batch_size: int = 500) -> Report:
+def delete_old_rows(
+    *, dry_run: bool = False, now: datetime | None = None, batch_size: int = 500, backend: S3Backend | None = None
+) -> Report:
     """Delete completed, expired and terminated rows untouched for ``RINDLE_TUS_RETENTION``.
 
     Rows whose clean-up is still pending (``last_error``) stay until it
-    succeeds; failed rows stay for the operator. Objects in S3 are the
-    users' files and are never deleted here.
+    succeeds; failed rows stay for the operator. Objects of finished uploads
+    are the users' files and are never deleted here, except those of
+    completed partial uploads (``Upload-Concat: partial``): they are material
+    for final uploads, which hold their own copy, so the object goes with
+    the row. If deleting it fails, the row stays and the next run retries.
     """
     report = Report(dry_run=dry_run)
     now = now or timezone.now()
     candidates = TusSession.objects.stale(now - tus_settings.RETENTION).filter(
         _lease_free(now), state__in=_FINISHED, last_error=""
     )
+    columns = ("pk", "state", "concat", "key")
     if dry_run:
-        for pk, state in candidates.order_by("pk").values_list("pk", "state").iterator():
+        for pk, state, concat, key in candidates.order_by("pk").values_list(*columns).iterator():
+            if _partial_object(state, concat):
+                report.add(DELETE_OBJECT, pk, WOULD, detail=key)
             report.add(DELETE_ROW, pk, WOULD, detail=state)
         return report
     after = ""
@@ -490,14 +498,25 @@ def delete_old_rows(*, dry_run: bool = False, now: datetime | None = None, batch
                 candidates.filter(pk__gt=after)
                 .order_by("pk")
                 .select_for_update(skip_locked=True)
-                .values_list("pk", "state")[:batch_size]
+                .values_list(*columns)[:batch_size]
             )
-            for pk, state in rows:
+            for pk, state, concat, key in rows:
+                if _partial_object(state, concat):
+                    try:
+                        (backend or S3Backend()).delete(key)
+                    except StorageError as exc:
+                        report.add(DELETE_OBJECT, pk, FAILED, detail=str(exc))
+                        continue
+                    report.add(DELETE_OBJECT, pk, DONE, detail=key)
                 deleted, _ = candidates.filter(pk=pk).delete()
                 report.add(DELETE_ROW, pk, DONE if deleted else GONE, detail=state)
         if not rows:
             return report
         after = rows[-1][0]
+
+
+def _partial_object(state: str, concat: str) -> bool:
+    return state == State.COMPLETED and concat == ConcatKind.PARTIAL
 
 
 # -- everything --------------------------------------------------------------

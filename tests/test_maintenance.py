@@ -18,7 +18,18 @@ from django.utils import timezone
 
 from rindle_tus import maintenance
 from rindle_tus.locking import Lease
-from rindle_tus.maintenance import ABORT, ABORT_ORPHAN, DELETE_ROW, DONE, EXPIRE, FAILED, GONE, SWEEP_TAIL, WOULD
+from rindle_tus.maintenance import (
+    ABORT,
+    ABORT_ORPHAN,
+    DELETE_OBJECT,
+    DELETE_ROW,
+    DONE,
+    EXPIRE,
+    FAILED,
+    GONE,
+    SWEEP_TAIL,
+    WOULD,
+)
 from rindle_tus.models import State, TusSession
 from rindle_tus.signals import upload_finished
 from rindle_tus.storage import S3Backend, tus_tail_path
@@ -343,6 +354,26 @@ def test_old_finished_rows_are_deleted_after_the_retention_and_their_objects_kep
     assert report.count(DELETE_ROW, DONE) == 1
     assert not TusSession.objects.filter(pk=session.pk).exists()
     assert s3.sha256(session.key) == sha256(data)
+
+
+def test_old_partial_uploads_go_with_their_objects_and_the_final_stays(tus: TusClient, s3: S3, prefix: str) -> None:
+    first, second = payload(PART + 3, seed=31), payload(1000, seed=32)
+    partials = [session_for(tus.upload(d, headers={"Upload-Concat": "partial"})) for d in (first, second)]
+    concat = "final;" + " ".join(f"/files/{p.pk}" for p in partials)
+    response = tus.request("POST", "/files/", headers={"Upload-Concat": concat}, content_type="")
+    assert response.status_code == 201, response.content
+    final = session_for(str(response["Location"]))
+    assert s3.sha256(final.key) == sha256(first + second)
+    TusSession.objects.update(updated_at=timezone.now() - LONG_AGO)
+
+    dry = maintenance.delete_old_rows(dry_run=True)
+    assert {a.target for a in dry.actions if a.kind == DELETE_OBJECT} == {p.pk for p in partials}
+    assert all(s3.exists(p.key) for p in partials)
+
+    report = maintenance.delete_old_rows()
+    assert report.count(DELETE_OBJECT, DONE) == 2 and report.count(DELETE_ROW, DONE) == 3
+    assert not any(s3.exists(p.key) for p in partials)
+    assert s3.sha256(final.key) == sha256(first + second)
 
 
 def test_receiving_recent_failed_and_pending_rows_are_kept(db: None, prefix: str) -> None:
