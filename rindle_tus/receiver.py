@@ -15,14 +15,18 @@ corrupt:
 4. when the offset reaches the length, the remainder is the last part and the
    multipart upload is completed.
 
-With ``Upload-Checksum`` the part commits of step 2 wait until the whole body
-has been verified; an upload part that is never committed is harmless, since
-the same part number is uploaded again later.
+Part commits of step 2 are paced (``_CommitPacer``): a commit rewrites the
+row's whole parts list, so with thousands of parts each costs tens of
+milliseconds, and parts that finish in quick succession are committed
+together. With ``Upload-Checksum`` they wait until the whole body has been
+verified. An uploaded part that is never committed is harmless: the client
+resumes from the committed offset and the same part number is uploaded again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,6 +53,32 @@ class Readable(Protocol):
 class ClientGone(InvalidRequest):
     code = "incomplete_body"
     default_message = "The body ended before Content-Length bytes arrived."
+
+
+class _CommitPacer:
+    """When to commit the parts finished so far.
+
+    The first part of a request is committed at once; after that, a commit
+    waits until ``SPACING`` times the last commit's duration has passed since
+    it, so commits take at most about 1/``SPACING`` of a request's time
+    however long the parts list grows. While commits are cheap (a few
+    hundred parts) that still means every part as soon as it is in S3.
+    """
+
+    SPACING = 20
+
+    def __init__(self) -> None:
+        self._done_at = time.monotonic()
+        self._cost = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self._done_at >= self._cost * self.SPACING
+
+    def timed(self, commit: Any) -> None:
+        started = time.monotonic()
+        commit()
+        self._done_at = time.monotonic()
+        self._cost = self._done_at - started
 
 
 @dataclass
@@ -120,47 +150,58 @@ class Receiver:
                 tail_loaded = True
 
         hasher = checksum.hasher() if checksum else None
+        # Parts in S3 but not yet in the row (all of them until the end with a checksum).
         pending: list[dict[str, Any]] = []
+        pacer = _CommitPacer()
         first_number = next_number = len(session.parts) + 1
 
+        def commit_pending() -> None:
+            parts = [*session.parts, *pending]
+            self._commit(parts=parts, offset=_total(parts))
+            pending.clear()
+
         def accept(part: dict[str, Any]) -> None:
-            if checksum:
-                pending.append(part)
-            else:
-                parts = [*session.parts, part]
-                self._commit(parts=parts, offset=_total(parts))
+            pending.append(part)
+            if not checksum and pacer.due():
+                pacer.timed(commit_pending)
             self.lease.renew_if_due()
 
         cap = min((n for n in (content_length, remaining) if n is not None), default=None)
         read = _Read()
         chunk = tus_settings.READ_CHUNK_SIZE
-        while cap is None or read.received < cap:
-            want = min(chunk, part_size - fill)
-            if cap is not None:
-                want = min(want, cap - read.received)
-            data = _read(stream, want, read)
-            if not data:
-                if content_length is not None or read.disconnected:
-                    read.disconnected = True
-                break
-            size = len(data)
-            view[fill : fill + size] = data
-            if hasher:
-                hasher.update(data)
-            fill += size
-            read.received += size
-            self.lease.renew_if_due()
-            if fill == part_size:
-                load_tail()
-                self._ensure_multipart()
-                for part in pipeline.submit(next_number, buffer):
-                    accept(part)
-                next_number += 1
-                buffer = pipeline.buffer()
-                view = memoryview(buffer)
-                fill = 0
-        for part in pipeline.drain():
-            accept(part)
+        try:
+            while cap is None or read.received < cap:
+                want = min(chunk, part_size - fill)
+                if cap is not None:
+                    want = min(want, cap - read.received)
+                data = _read(stream, want, read)
+                if not data:
+                    if content_length is not None or read.disconnected:
+                        read.disconnected = True
+                    break
+                size = len(data)
+                view[fill : fill + size] = data
+                if hasher:
+                    hasher.update(data)
+                fill += size
+                read.received += size
+                self.lease.renew_if_due()
+                if fill == part_size:
+                    load_tail()
+                    self._ensure_multipart()
+                    for part in pipeline.submit(next_number, buffer):
+                        accept(part)
+                    next_number += 1
+                    buffer = pipeline.buffer()
+                    view = memoryview(buffer)
+                    fill = 0
+            for part in pipeline.drain():
+                accept(part)
+        except StorageError:
+            # A later part failed: keep the progress of the parts before it.
+            if pending and not checksum:
+                commit_pending()
+            raise
 
         if content_length is None and remaining is not None and read.received == remaining and not read.disconnected:
             # A chunked body: anything past the declared length is refused.

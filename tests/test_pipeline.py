@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from rindle_tus.exceptions import StorageError
+from rindle_tus.models import TusSession
 from rindle_tus.storage.s3 import S3Backend
 
 from .conftest import PART, S3, TusClient, payload, session_for, sha256
@@ -39,6 +41,33 @@ def test_failed_part_keeps_the_parts_before_it(tus: TusClient, s3: S3, monkeypat
     assert session.offset == 2 * PART
     monkeypatch.setattr(S3Backend, "upload_part", original)
     assert tus.patch(url, data[2 * PART :], 2 * PART).status_code == 204
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_part_commits_are_paced_when_a_commit_is_slow(
+    tus: TusClient, s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A commit rewrites the whole parts list: with thousands of parts it takes
+    # tens of milliseconds. The first part is committed at once; parts that
+    # finish within SPACING x that time of the last commit wait for the next.
+    original = TusSession.commit
+    committed: list[int] = []
+
+    def slow(self: TusSession, lease_token: str, /, **fields: Any) -> None:
+        if "parts" in fields:
+            committed.append(len(fields["parts"]))
+            time.sleep(0.25)
+        original(self, lease_token, **fields)
+
+    monkeypatch.setattr(TusSession, "commit", slow)
+    data = payload(6 * PART + 5, seed=8)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[: 6 * PART], 0).status_code == 204
+    assert committed[0] == 1 and committed[-1] == 6
+    assert len(committed) <= 3, committed
+    session = session_for(url)
+    assert session.offset == 6 * PART and [p["number"] for p in session.parts] == [1, 2, 3, 4, 5, 6]
+    assert tus.patch(url, data[6 * PART :], 6 * PART).status_code == 204
     assert s3.sha256(session.key) == sha256(data)
 
 
