@@ -484,39 +484,43 @@ def delete_old_rows(
     candidates = TusSession.objects.stale(now - tus_settings.RETENTION).filter(
         _lease_free(now), state__in=_FINISHED, last_error=""
     )
-    columns = ("pk", "state", "concat", "key")
+    partials = Q(state=State.COMPLETED, concat=ConcatKind.PARTIAL)
     if dry_run:
-        for pk, state, concat, key in candidates.order_by("pk").values_list(*columns).iterator():
-            if _partial_object(state, concat):
+        for pk, state, concat, key in candidates.order_by("pk").values_list("pk", "state", "concat", "key").iterator():
+            if state == State.COMPLETED and concat == ConcatKind.PARTIAL:
                 report.add(DELETE_OBJECT, pk, WOULD, detail=key)
             report.add(DELETE_ROW, pk, WOULD, detail=state)
         return report
+    # Partial uploads first, one at a time and outside any transaction (no
+    # row lock is held across an S3 call): the object, then the row. Deleting
+    # an object twice is harmless, so two reapers at once need no lock; the
+    # one whose row delete succeeds reports both.
+    for pk, key in candidates.filter(partials).order_by("pk").values_list("pk", "key").iterator():
+        try:
+            (backend or S3Backend()).delete(key)
+        except StorageError as exc:
+            report.add(DELETE_OBJECT, pk, FAILED, detail=str(exc))
+            continue
+        deleted, _ = candidates.filter(pk=pk).delete()
+        if deleted:
+            report.add(DELETE_OBJECT, pk, DONE, detail=key)
+        report.add(DELETE_ROW, pk, DONE if deleted else GONE, detail=State.COMPLETED)
+    rest = candidates.exclude(partials)
     after = ""
     while True:
         with transaction.atomic():
             rows = list(
-                candidates.filter(pk__gt=after)
+                rest.filter(pk__gt=after)
                 .order_by("pk")
                 .select_for_update(skip_locked=True)
-                .values_list(*columns)[:batch_size]
+                .values_list("pk", "state")[:batch_size]
             )
-            for pk, state, concat, key in rows:
-                if _partial_object(state, concat):
-                    try:
-                        (backend or S3Backend()).delete(key)
-                    except StorageError as exc:
-                        report.add(DELETE_OBJECT, pk, FAILED, detail=str(exc))
-                        continue
-                    report.add(DELETE_OBJECT, pk, DONE, detail=key)
-                deleted, _ = candidates.filter(pk=pk).delete()
+            for pk, state in rows:
+                deleted, _ = rest.filter(pk=pk).delete()
                 report.add(DELETE_ROW, pk, DONE if deleted else GONE, detail=state)
         if not rows:
             return report
         after = rows[-1][0]
-
-
-def _partial_object(state: str, concat: str) -> bool:
-    return state == State.COMPLETED and concat == ConcatKind.PARTIAL
 
 
 # -- everything --------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from rindle_tus import maintenance
+from rindle_tus.exceptions import StorageError
 from rindle_tus.locking import Lease
 from rindle_tus.maintenance import (
     ABORT,
@@ -374,6 +375,26 @@ def test_old_partial_uploads_go_with_their_objects_and_the_final_stays(tus: TusC
     assert report.count(DELETE_OBJECT, DONE) == 2 and report.count(DELETE_ROW, DONE) == 3
     assert not any(s3.exists(p.key) for p in partials)
     assert s3.sha256(final.key) == sha256(first + second)
+
+
+def test_a_partial_whose_object_cannot_be_deleted_keeps_its_row(
+    tus: TusClient, s3: S3, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(1000, seed=33)
+    partial = session_for(tus.upload(data, headers={"Upload-Concat": "partial"}))
+    TusSession.objects.filter(pk=partial.pk).update(updated_at=timezone.now() - LONG_AGO)
+
+    def refuse(self: S3Backend, key: str) -> None:
+        raise StorageError("S3 is down")
+
+    monkeypatch.setattr(S3Backend, "delete", refuse)
+    report = maintenance.delete_old_rows()
+    assert report.count(DELETE_OBJECT, FAILED) == 1 and report.count(DELETE_ROW, DONE) == 0
+    assert TusSession.objects.filter(pk=partial.pk).exists()
+    monkeypatch.undo()
+    report = maintenance.delete_old_rows()
+    assert report.count(DELETE_OBJECT, DONE) == 1 and report.count(DELETE_ROW, DONE) == 1
+    assert not s3.exists(partial.key)
 
 
 def test_receiving_recent_failed_and_pending_rows_are_kept(db: None, prefix: str) -> None:
