@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,7 +75,7 @@ class _CommitPacer:
     def due(self) -> bool:
         return time.monotonic() - self._done_at >= self._cost * self.SPACING
 
-    def timed(self, commit: Any) -> None:
+    def timed(self, commit: Callable[[], None]) -> None:
         started = time.monotonic()
         commit()
         self._done_at = time.monotonic()
