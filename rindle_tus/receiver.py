@@ -147,6 +147,9 @@ class Receiver:
         def load_tail() -> None:
             nonlocal tail_loaded
             if not tail_loaded:
+                # The lease must still be ours: once it lapsed, another request
+                # may have replaced the tail (see the store below).
+                self.lease.renew_if_due()
                 self.tail.read_into(view[:kept])
                 tail_loaded = True
 
@@ -229,6 +232,11 @@ class Receiver:
             self._commit(parts=parts, offset=_total(parts))
         if new_offset != session.offset or cut_parts:
             self._ensure_multipart()
+            # A request that stalled past its lease (a client that hung, then
+            # hung up) must not write the tail a newer request now owns: a
+            # renewal that is not due leaves at least two thirds of the lease,
+            # and one that is due fails if another request took the lease.
+            self.lease.renew_if_due()
             self.tail.store(view[:fill], 0 if cut_parts else kept)
             self._commit(offset=new_offset, tail_node=self.node)
         else:
