@@ -381,6 +381,21 @@ class Node:
         """SIGKILL the master and every worker at once: a node dying mid-request."""
         self._signal_group(signal.SIGKILL)
 
+    def worker_pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def kill_workers(self) -> list[int]:
+        """SIGKILL every worker but not the master (the OOM killer's way): the
+        master keeps the port and starts new workers."""
+        pids = self.worker_pids()
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return pids
+
     def stop(self) -> None:
         self._signal_group(signal.SIGTERM, wait=10)
 
