@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 
@@ -49,10 +50,23 @@ buffers = BufferPool()
 
 
 class PartPipeline:
-    def __init__(self, upload: Callable[[int, bytearray], str], part_size: int, concurrency: int) -> None:
+    """``while_waiting`` runs on the request thread every ``wait_step`` seconds
+    while it waits for a part (the receiver renews its lease there, so a slow
+    S3 does not let the lease lapse under a live request)."""
+
+    def __init__(
+        self,
+        upload: Callable[[int, bytearray], str],
+        part_size: int,
+        concurrency: int,
+        while_waiting: Callable[[], None] | None = None,
+        wait_step: float = 1.0,
+    ) -> None:
         self._upload = upload
         self._part_size = part_size
         self._concurrency = concurrency
+        self._while_waiting = while_waiting
+        self._wait_step = wait_step
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: deque[tuple[int, bytearray, Future[str]]] = deque()
         self._free: list[bytearray] = []
@@ -81,7 +95,14 @@ class PartPipeline:
 
     def _pop(self) -> dict[str, Any]:
         number, buffer, future = self._in_flight.popleft()
-        etag = future.result()
+        while self._while_waiting is not None:
+            try:
+                etag = future.result(timeout=self._wait_step)
+                break
+            except FutureTimeout:
+                self._while_waiting()
+        else:
+            etag = future.result()
         self._free.append(buffer)
         return {"number": number, "etag": etag, "size": len(buffer)}
 

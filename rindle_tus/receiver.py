@@ -117,7 +117,13 @@ class Receiver:
                 f"only {remaining} more bytes are expected."
             )
         self.tail.check()
-        pipeline = PartPipeline(self._send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY)
+        pipeline = PartPipeline(
+            self._send_part,
+            session.part_size,
+            tus_settings.UPLOAD_CONCURRENCY,
+            while_waiting=self.lease.renew_if_due,
+            wait_step=self.lease.seconds / 6,
+        )
         try:
             self._receive(stream, content_length, checksum, remaining, pipeline)
         finally:
