@@ -140,12 +140,11 @@ class Receiver:
         session = self.session
         part_size = session.part_size
         kept = session.tail_length
-        # A body that cannot fill a part needs neither a whole part buffer nor
-        # the old tail's bytes in memory: they stay on disk and the new bytes
-        # are appended after them. Otherwise the tail is read into the first
-        # buffer just before that buffer becomes a part (or the last bytes).
-        fits = content_length is not None and kept + content_length < part_size
-        buffer = bytearray(kept + content_length) if fits and content_length is not None else pipeline.buffer()
+        # The body lands after the old tail's place in a pooled part buffer; the
+        # tail itself is read in only when that buffer becomes a part (or the
+        # last bytes). A body that cannot fill a part never reads it: the new
+        # bytes are appended after it on disk.
+        buffer = pipeline.buffer()
         view = memoryview(buffer)
         fill = kept
         tail_loaded = kept == 0
