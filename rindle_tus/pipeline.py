@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, TypeVar
 
 
 class BufferPool:
@@ -47,6 +47,21 @@ class BufferPool:
 
 
 buffers = BufferPool()
+
+T = TypeVar("T")
+
+
+def result_while_waiting(future: Future[T], while_waiting: Callable[[], None] | None, step: float) -> T:
+    """``future.result()``, calling ``while_waiting`` every ``step`` seconds
+    until it is there (on the calling thread, which owns the database
+    connection the lease is renewed on)."""
+    if while_waiting is None:
+        return future.result()
+    while True:
+        try:
+            return future.result(timeout=step)
+        except FutureTimeout:
+            while_waiting()
 
 
 class PartPipeline:
@@ -95,14 +110,7 @@ class PartPipeline:
 
     def _pop(self) -> dict[str, Any]:
         number, buffer, future = self._in_flight.popleft()
-        while self._while_waiting is not None:
-            try:
-                etag = future.result(timeout=self._wait_step)
-                break
-            except FutureTimeout:
-                self._while_waiting()
-        else:
-            etag = future.result()
+        etag = result_while_waiting(future, self._while_waiting, self._wait_step)
         self._free.append(buffer)
         return {"number": number, "etag": etag, "size": len(buffer)}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,10 +40,10 @@ from .conf import tus_settings
 from .exceptions import ChecksumMismatch, InvalidRequest, StorageError, TooLarge, TusError
 from .locking import Lease
 from .models import ConcatKind, State, TusSession
-from .pipeline import PartPipeline
+from .pipeline import PartPipeline, result_while_waiting
 from .protocol import Checksum
 from .storage.s3 import S3Backend, is_no_such_upload
-from .storage.tail import open_tail
+from .storage.tail import Tail, open_tail
 
 logger = logging.getLogger("rindle_tus")
 
@@ -237,18 +238,30 @@ class Receiver:
             self._commit(parts=parts, offset=_total(parts))
         if new_offset != session.offset or cut_parts:
             self._ensure_multipart()
-            # A request that stalled past its lease (a client that hung, then
-            # hung up) must not write the tail a newer request now owns: a
-            # renewal that is not due leaves at least two thirds of the lease,
-            # and one that is due fails if another request took the lease.
-            self.lease.renew_if_due()
-            self.tail.store(view[:fill], 0 if cut_parts else kept)
+            self._store_tail(view[:fill], 0 if cut_parts else kept)
             self._commit(offset=new_offset, tail_node=self.node)
         else:
             self._commit()
         if read.disconnected:
             logger.info("upload %s: client left mid-body; kept %d bytes", session.id, read.received)
             raise ClientGone()
+
+    def _store_tail(self, data: memoryview, unchanged: int) -> None:
+        # A request that stalled past its lease (a client that hung, then hung
+        # up) must not write the tail a newer request now owns: a renewal that
+        # is not due leaves at least two thirds of the lease, and one that is
+        # due fails if another request took the lease.
+        self.lease.renew_if_due()
+        if isinstance(self.tail, Tail):
+            # Local disk: done long before the lease could run out.
+            self.tail.store(data, unchanged)
+            return
+        # The shared store's PUT (boto3's retries included) can outlast the
+        # lease; keep renewing it until the PUT is over, so that no newer
+        # request can write the tail before a late retry of this one lands.
+        with ThreadPoolExecutor(1, thread_name_prefix="rindle-tus-tail") as executor:
+            future = executor.submit(self.tail.store, data, unchanged)
+            result_while_waiting(future, self.lease.renew_if_due, self.lease.seconds / 6)
 
     def _ensure_multipart(self) -> None:
         session = self.session
