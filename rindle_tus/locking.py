@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
+from typing import TypeVar
 
 from django.db.models import Q
 from django.utils import timezone
@@ -14,6 +17,8 @@ from django.utils import timezone
 from .conf import tus_settings
 from .exceptions import LeaseLost, Locked
 from .models import TusSession
+
+T = TypeVar("T")
 
 
 class Lease:
@@ -50,6 +55,20 @@ class Lease:
         if count != 1:
             raise LeaseLost()
         self._renewed = time.monotonic()
+
+    def wait_for(self, future: Future[T]) -> T:
+        """``future.result()``, renewing the lease (when due) while waiting.
+
+        For storage work on another thread that a newer request must not
+        overlap: as long as this request lives, nobody takes the session over
+        before the work is done. Runs on the request thread, whose database
+        connection the renewal uses.
+        """
+        while True:
+            try:
+                return future.result(timeout=self.seconds / 6)
+            except FutureTimeout:
+                self.renew_if_due()
 
     def release(self) -> None:
         TusSession.objects.filter(pk=self.session_id, lease_token=self.token).update(

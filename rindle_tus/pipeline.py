@@ -14,8 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, TypeVar
+from typing import Any
 
 
 class BufferPool:
@@ -48,40 +47,23 @@ class BufferPool:
 
 buffers = BufferPool()
 
-T = TypeVar("T")
-
-
-def result_while_waiting(future: Future[T], while_waiting: Callable[[], None] | None, step: float) -> T:
-    """``future.result()``, calling ``while_waiting`` every ``step`` seconds
-    until it is there (on the calling thread, which owns the database
-    connection the lease is renewed on)."""
-    if while_waiting is None:
-        return future.result()
-    while True:
-        try:
-            return future.result(timeout=step)
-        except FutureTimeout:
-            while_waiting()
-
 
 class PartPipeline:
-    """``while_waiting`` runs on the request thread every ``wait_step`` seconds
-    while it waits for a part (the receiver renews its lease there, so a slow
-    S3 does not let the lease lapse under a live request)."""
+    """``wait`` is how the request thread waits for a part's upload (the
+    receiver passes ``Lease.wait_for``, which renews the lease meanwhile, so a
+    slow S3 does not let the lease lapse under a live request)."""
 
     def __init__(
         self,
         upload: Callable[[int, bytearray], str],
         part_size: int,
         concurrency: int,
-        while_waiting: Callable[[], None] | None = None,
-        wait_step: float = 1.0,
+        wait: Callable[[Future[str]], str] = Future.result,
     ) -> None:
         self._upload = upload
         self._part_size = part_size
         self._concurrency = concurrency
-        self._while_waiting = while_waiting
-        self._wait_step = wait_step
+        self._wait = wait
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: deque[tuple[int, bytearray, Future[str]]] = deque()
         self._free: list[bytearray] = []
@@ -110,7 +92,7 @@ class PartPipeline:
 
     def _pop(self) -> dict[str, Any]:
         number, buffer, future = self._in_flight.popleft()
-        etag = result_while_waiting(future, self._while_waiting, self._wait_step)
+        etag = self._wait(future)
         self._free.append(buffer)
         return {"number": number, "etag": etag, "size": len(buffer)}
 

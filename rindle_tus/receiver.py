@@ -40,10 +40,10 @@ from .conf import tus_settings
 from .exceptions import ChecksumMismatch, InvalidRequest, StorageError, TooLarge, TusError
 from .locking import Lease
 from .models import ConcatKind, State, TusSession
-from .pipeline import PartPipeline, result_while_waiting
+from .pipeline import PartPipeline
 from .protocol import Checksum
 from .storage.s3 import S3Backend, is_no_such_upload
-from .storage.tail import Tail, open_tail
+from .storage.tail import open_tail
 
 logger = logging.getLogger("rindle_tus")
 
@@ -119,11 +119,7 @@ class Receiver:
             )
         self.tail.check()
         pipeline = PartPipeline(
-            self._send_part,
-            session.part_size,
-            tus_settings.UPLOAD_CONCURRENCY,
-            while_waiting=self.lease.renew_if_due,
-            wait_step=self.lease.seconds / 6,
+            self._send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY, wait=self.lease.wait_for
         )
         try:
             self._receive(stream, content_length, checksum, remaining, pipeline)
@@ -252,16 +248,13 @@ class Receiver:
         # is not due leaves at least two thirds of the lease, and one that is
         # due fails if another request took the lease.
         self.lease.renew_if_due()
-        if isinstance(self.tail, Tail):
-            # Local disk: done long before the lease could run out.
+        if not self.tail.remote:
             self.tail.store(data, unchanged)
             return
-        # The shared store's PUT (boto3's retries included) can outlast the
-        # lease; keep renewing it until the PUT is over, so that no newer
-        # request can write the tail before a late retry of this one lands.
+        # Keep the lease until the PUT, retries and all, is over, so that no
+        # newer request can write the tail before a late retry of this one lands.
         with ThreadPoolExecutor(1, thread_name_prefix="rindle-tus-tail") as executor:
-            future = executor.submit(self.tail.store, data, unchanged)
-            result_while_waiting(future, self.lease.renew_if_due, self.lease.seconds / 6)
+            self.lease.wait_for(executor.submit(self.tail.store, data, unchanged))
 
     def _ensure_multipart(self) -> None:
         session = self.session

@@ -27,6 +27,9 @@ def tus_tail_key(session_id: str, backend: S3Backend) -> str:
 
 
 class S3Tail:
+    # A write is a PUT that, boto3's retries included, can outlast a lease.
+    remote = True
+
     def __init__(self, session: TusSession, backend: S3Backend | None = None) -> None:
         self.session = session
         self.backend = backend or S3Backend()

@@ -44,6 +44,9 @@ def tail_dir(root: str | os.PathLike[str] | None = None) -> Path:
 class Tail:
     """Reads, checks and replaces one session's tail file on this node."""
 
+    # A write is local and immediate: done long before a lease could run out.
+    remote = False
+
     def __init__(self, session: TusSession) -> None:
         self.session = session
         self.path = tus_tail_path(session.id)
