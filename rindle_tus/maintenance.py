@@ -484,20 +484,23 @@ def delete_old_rows(
     candidates = TusSession.objects.stale(now - tus_settings.RETENTION).filter(
         _lease_free(now), state__in=_FINISHED, last_error=""
     )
-    partials = Q(state=State.COMPLETED, concat=ConcatKind.PARTIAL)
+    partial = {"state": State.COMPLETED, "concat": ConcatKind.PARTIAL}
+    partials, rest = candidates.filter(**partial).order_by("pk"), candidates.exclude(**partial)
     if dry_run:
-        for pk, state, concat, key in candidates.order_by("pk").values_list("pk", "state", "concat", "key").iterator():
-            if state == State.COMPLETED and concat == ConcatKind.PARTIAL:
-                report.add(DELETE_OBJECT, pk, WOULD, detail=key)
+        for pk, key in partials.values_list("pk", "key").iterator():
+            report.add(DELETE_OBJECT, pk, WOULD, detail=key)
+            report.add(DELETE_ROW, pk, WOULD, detail=State.COMPLETED)
+        for pk, state in rest.order_by("pk").values_list("pk", "state").iterator():
             report.add(DELETE_ROW, pk, WOULD, detail=state)
         return report
     # Partial uploads first, one at a time and outside any transaction (no
     # row lock is held across an S3 call): the object, then the row. Deleting
     # an object twice is harmless, so two reapers at once need no lock; the
     # one whose row delete succeeds reports both.
-    for pk, key in candidates.filter(partials).order_by("pk").values_list("pk", "key").iterator():
+    for pk, key in partials.values_list("pk", "key").iterator():
+        backend = backend or S3Backend()
         try:
-            (backend or S3Backend()).delete(key)
+            backend.delete(key)
         except StorageError as exc:
             report.add(DELETE_OBJECT, pk, FAILED, detail=str(exc))
             continue
@@ -505,7 +508,6 @@ def delete_old_rows(
         if deleted:
             report.add(DELETE_OBJECT, pk, DONE, detail=key)
         report.add(DELETE_ROW, pk, DONE if deleted else GONE, detail=State.COMPLETED)
-    rest = candidates.exclude(partials)
     after = ""
     while True:
         with transaction.atomic():
