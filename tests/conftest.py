@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,47 @@ class TusClient:
 @pytest.fixture
 def tus(s3: S3, db: None, tail_root: Path, client: Client) -> TusClient:
     return TusClient(client)
+
+
+@dataclass
+class LeaseWatch:
+    """Times every lease renewal, and slows storage calls down, to show
+    whether a request kept its lease while a slow call ran."""
+
+    monkeypatch: pytest.MonkeyPatch
+    renewals: list[float]
+    windows: list[tuple[float, float]]
+
+    def slow_down(self, owner: type, name: str, seconds: float = 2.0) -> None:
+        original = getattr(owner, name)
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            time.sleep(seconds)
+            result = original(*args, **kwargs)
+            self.windows.append((started, time.monotonic()))
+            return result
+
+        self.monkeypatch.setattr(owner, name, slow)
+
+    def renewals_during_the_slow_call(self) -> list[float]:
+        ((started, ended),) = self.windows
+        return [t for t in self.renewals if started < t < ended]
+
+
+@pytest.fixture
+def lease_watch(monkeypatch: pytest.MonkeyPatch) -> LeaseWatch:
+    from rindle_tus.locking import Lease
+
+    watch = LeaseWatch(monkeypatch, [], [])
+    renew = Lease.renew
+
+    def timed(self: Lease) -> None:
+        watch.renewals.append(time.monotonic())
+        renew(self)
+
+    monkeypatch.setattr(Lease, "renew", timed)
+    return watch
 
 
 def session_for(url: str) -> Any:

@@ -35,7 +35,8 @@ pytestmark = pytest.mark.slow
 
 def _restart_and_resume(nodes: Cluster, url: str, data: bytes, expected_offset: int) -> None:
     node = nodes["node-f"]
-    node.start()
+    if not node.running:
+        node.start()
     node.wait_ready()
     session_id = session_id_of(url)
     assert nodes.assert_consistent(session_id, node) == expected_offset
@@ -63,7 +64,11 @@ def test_kill_while_reading_the_body_keeps_the_last_commit(nodes: Cluster) -> No
     _restart_and_resume(nodes, url, data, MiB)
 
 
-def test_kill_after_a_part_commit_resumes_from_the_part_boundary(nodes: Cluster) -> None:
+@pytest.mark.parametrize("killed", ["node", "workers"])
+def test_kill_after_a_part_commit_resumes_from_the_part_boundary(nodes: Cluster, killed: str) -> None:
+    """``workers`` is the OOM killer's way: the workers die, the master keeps
+    the port and starts new ones; the upload resumes on the same node once
+    the dead request's lease runs out."""
     node = nodes["node-f"]
     data = payload(4 * PART + 3 * MiB, seed=12)
     url = create(node.files_url, len(data))
@@ -74,40 +79,22 @@ def test_kill_after_a_part_commit_resumes_from_the_part_boundary(nodes: Cluster)
     request = open_patch(url, 0, len(data))
     request.send(data[: 3 * PART + MiB])
     wait_until(lambda: nodes.row(session_id)["parts"], 60, "the first part to be committed")
-    node.kill()
+    if killed == "node":
+        node.kill()
+    else:
+        pids = node.kill_workers()
+        assert pids and node.running
     request.close()
 
     row = nodes.row(session_id)
     assert row["parts"] and row["offset"] == len(row["parts"]) * PART
+    if killed == "workers":
+        wait_until(
+            lambda: set(node.worker_pids()).isdisjoint(pids) and len(node.worker_pids()) == node.workers,
+            60,
+            "new workers",
+        )
     _restart_and_resume(nodes, url, data, row["offset"])
-
-
-def test_workers_killed_mid_patch_while_the_master_lives(nodes: Cluster) -> None:
-    """The OOM killer takes the workers, not the master: the master keeps the
-    port and starts new workers; the upload resumes on the same node once the
-    dead request's lease runs out."""
-    node = nodes["node-f"]
-    data = payload(4 * PART + 2 * MiB, seed=14)
-    url = create(node.files_url, len(data))
-    session_id = session_id_of(url)
-
-    # Once a third part is read, the first is committed at the latest.
-    request = open_patch(url, 0, len(data))
-    request.send(data[: 3 * PART + MiB])
-    wait_until(lambda: nodes.row(session_id)["parts"], 60, "the first part to be committed")
-    killed = node.kill_workers()
-    request.close()
-
-    assert killed and node.running
-    wait_until(lambda: set(node.worker_pids()).isdisjoint(killed) and len(node.worker_pids()) == node.workers, 60,
-               "new workers")
-    node.wait_ready()
-    row = nodes.row(session_id)
-    assert row["parts"] and row["offset"] == len(row["parts"]) * PART
-    assert nodes.assert_consistent(session_id, node) == row["offset"]
-    response = resume(url, data)
-    assert response.status_code == 204, response.text
-    nodes.assert_complete(session_id, data)
 
 
 def test_kill_after_a_part_upload_before_its_commit(nodes: Cluster) -> None:

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from rindle_tus.exceptions import StorageError
-from rindle_tus.locking import Lease
 from rindle_tus.models import TusSession
 from rindle_tus.storage.s3 import S3Backend
 
-from .conftest import PART, S3, TusClient, payload, session_for, sha256
+from .conftest import PART, S3, LeaseWatch, TusClient, payload, session_for, sha256
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 4])
@@ -73,40 +72,20 @@ def test_part_commits_are_paced_when_a_commit_is_slow(
 
 
 def test_the_lease_is_renewed_while_a_slow_part_uploads(
-    tus: TusClient, s3: S3, settings: Any, monkeypatch: pytest.MonkeyPatch
+    tus: TusClient, s3: S3, settings: Any, lease_watch: LeaseWatch
 ) -> None:
     # The request thread blocks on the part upload; S3 taking longer than the
     # lease must not let another request take over a live one.
     settings.RINDLE_TUS_LEASE_SECONDS = 0.6
-    original = S3Backend.upload_part
-    windows: list[tuple[float, float]] = []
-
-    def slow(self: S3Backend, key: str, upload_id: str, number: int, body: Any) -> str:
-        started = time.monotonic()
-        time.sleep(2.0)
-        etag = original(self, key, upload_id, number, body)
-        windows.append((started, time.monotonic()))
-        return etag
-
-    renewals: list[float] = []
-    renew = Lease.renew
-
-    def counted(self: Lease) -> None:
-        renewals.append(time.monotonic())
-        renew(self)
-
-    monkeypatch.setattr(S3Backend, "upload_part", slow)
-    monkeypatch.setattr(Lease, "renew", counted)
+    lease_watch.slow_down(S3Backend, "upload_part")
     data = payload(PART + 5, seed=9)
     url = tus.new(len(data))
     assert tus.patch(url, data[:PART], 0).status_code == 204
-    (started, ended), = windows
-    during = [t for t in renewals if started < t < ended]
     # Renewed every third of the lease while the 2 s upload ran.
-    assert len(during) >= 2, (renewals, windows)
+    assert len(lease_watch.renewals_during_the_slow_call()) >= 2, (lease_watch.renewals, lease_watch.windows)
     session = session_for(url)
     assert session.lease_token == "" and session.offset == PART
-    monkeypatch.undo()
+    lease_watch.monkeypatch.undo()
     assert tus.patch(url, data[PART:], PART).status_code == 204
     assert s3.sha256(session.key) == sha256(data)
 

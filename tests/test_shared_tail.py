@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from rindle_tus.storage import S3Backend, tus_tail_path
-from rindle_tus.storage.shared_tail import tus_tail_key
+from rindle_tus.storage.shared_tail import S3Tail, tus_tail_key
 
-from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
+from .conftest import PART, S3, LeaseWatch, MiB, TusClient, payload, session_for, sha256
 
 
 def _on_node(settings: Any, tmp_path: Path, name: str) -> None:
@@ -103,44 +103,21 @@ def test_terminating_removes_the_shared_tail(tus: TusClient, s3: S3, settings: A
 
 
 def test_the_lease_is_renewed_while_a_slow_tail_put_runs(
-    tus: TusClient, s3: S3, settings: Any, monkeypatch: pytest.MonkeyPatch
+    tus: TusClient, s3: S3, settings: Any, lease_watch: LeaseWatch
 ) -> None:
     # boto3 retries a PUT that timed out; while any attempt may still land,
     # no newer request may take the upload over and write its own tail.
-    import time
-
-    from rindle_tus.locking import Lease
-    from rindle_tus.storage.shared_tail import S3Tail
-
     settings.RINDLE_TUS_TAIL_STORE = "s3"
     settings.RINDLE_TUS_LEASE_SECONDS = 0.6
-    original = S3Tail.store
-    windows: list[tuple[float, float]] = []
-
-    def slow(self: S3Tail, data: memoryview, unchanged: int) -> None:
-        started = time.monotonic()
-        time.sleep(2.0)
-        original(self, data, unchanged)
-        windows.append((started, time.monotonic()))
-
-    renewals: list[float] = []
-    renew = Lease.renew
-
-    def counted(self: Lease) -> None:
-        renewals.append(time.monotonic())
-        renew(self)
-
-    monkeypatch.setattr(S3Tail, "store", slow)
-    monkeypatch.setattr(Lease, "renew", counted)
+    lease_watch.slow_down(S3Tail, "store")
     data = payload(PART + 2 * MiB, seed=61)
     url = tus.new(len(data))
     assert tus.patch(url, data[:MiB], 0).status_code == 204
-    ((started, ended),) = windows
-    assert len([t for t in renewals if started < t < ended]) >= 2, (renewals, windows)
+    assert len(lease_watch.renewals_during_the_slow_call()) >= 2, (lease_watch.renewals, lease_watch.windows)
     session = session_for(url)
     assert session.offset == MiB and session.lease_token == ""
     tail = s3.client.get_object(Bucket=s3.bucket, Key=tus_tail_key(session.pk, S3Backend()))["Body"].read()
     assert tail == data[:MiB]
-    monkeypatch.undo()
+    lease_watch.monkeypatch.undo()
     assert tus.patch(url, data[MiB:], MiB).status_code == 204
     assert s3.sha256(session.key) == sha256(data)

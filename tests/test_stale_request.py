@@ -10,6 +10,7 @@ other bytes there.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,26 +26,58 @@ LEASE = 0.3
 
 
 class HangingClient:
-    """A body that sends ``first``, hangs past the lease while ``meanwhile``
-    runs (the client's retry), then ends early (the old connection closes)."""
+    """Sends ``body`` as asked; at read number ``hang_at`` it hangs past the
+    lease while ``meanwhile`` runs (the client's retry on a new connection),
+    then, with ``hang_up``, ends early (the old connection closes) instead of
+    sending the rest."""
 
-    def __init__(self, first: bytes, meanwhile: Any) -> None:
-        self.first = first
+    def __init__(self, body: bytes, hang_at: int, hang_up: bool, meanwhile: Callable[[], None]) -> None:
+        self.body = body
+        self.hang_at = hang_at
+        self.hang_up = hang_up
         self.meanwhile = meanwhile
         self.reads = 0
 
     def read(self, size: int = -1, /) -> bytes:
         self.reads += 1
-        if self.reads == 1:
-            return self.first
-        time.sleep(LEASE * 2)
-        self.meanwhile()
-        return b""
+        if self.reads == self.hang_at:
+            time.sleep(LEASE * 2)
+            self.meanwhile()
+            if self.hang_up:
+                return b""
+        sent, self.body = self.body[:size], self.body[size:]
+        return sent
 
 
-def test_a_request_that_hung_past_its_lease_never_writes_the_tail(tus: TusClient, s3: S3, settings: Any) -> None:
+@pytest.mark.parametrize(
+    ("sent", "hang_at", "hang_up"),
+    [
+        # It sent 512 KiB, hung, and hung up: it would append them to the
+        # tail at its old position, inside the tail the retry wrote.
+        (512 * 1024, 2, True),
+        # It hung before its first byte, then sent a part's worth: it would
+        # fill that part with the tail it finds, which the retry replaced.
+        (PART + MiB, 1, False),
+    ],
+    ids=["hung-up-mid-body", "resumed-after-the-retry"],
+)
+def test_a_request_that_hung_past_its_lease_never_touches_the_newer_tail(
+    tus: TusClient, s3: S3, settings: Any, monkeypatch: pytest.MonkeyPatch, sent: int, hang_at: int, hang_up: bool
+) -> None:
     settings.RINDLE_TUS_LEASE_SECONDS = LEASE
-    data = payload(PART + 3 * MiB, seed=51)
+    data = payload(2 * PART + 3 * MiB, seed=51)
+    # Every part S3 receives, from either request, must hold the upload's
+    # bytes at its place (the store may keep a part that no commit names, so
+    # the final object alone would not show a wrong one).
+    upload_part = S3Backend.upload_part
+    wrong_parts = []
+
+    def checked(self: S3Backend, key: str, upload_id: str, number: int, body: Any) -> str:
+        if bytes(body) != data[(number - 1) * PART : number * PART][: len(body)]:
+            wrong_parts.append(number)
+        return upload_part(self, key, upload_id, number, body)
+
+    monkeypatch.setattr(S3Backend, "upload_part", checked)
     url = tus.new(len(data))
     assert tus.patch(url, data[:MiB], 0).status_code == 204
     stale = session_for(url)
@@ -54,46 +87,12 @@ def test_a_request_that_hung_past_its_lease_never_writes_the_tail(tus: TusClient
         response = tus.patch(url, data[MiB : PART + 2 * MiB], MiB)
         assert response.status_code == 204, response.content
 
-    body = HangingClient(data[MiB : MiB + 512 * 1024], retry)
+    body = HangingClient(data[MiB : MiB + sent], hang_at, hang_up, retry)
+    declared = 2 * MiB if hang_up else sent
     with pytest.raises(LeaseLost):
-        Receiver(stale, Lease.acquire(stale.pk), S3Backend()).receive(body, 2 * MiB, None)
+        Receiver(stale, Lease.acquire(stale.pk), S3Backend()).receive(body, declared, None)
 
-    session = session_for(url)
-    assert session.offset == PART + 2 * MiB and len(session.parts) == 1
-    assert tus_tail_path(session.pk).read_bytes() == data[PART : PART + 2 * MiB]
-    assert tus.patch(url, data[PART + 2 * MiB :], PART + 2 * MiB).status_code == 204
-    assert s3.sha256(session.key) == sha256(data)
-
-
-def test_a_request_that_hung_past_its_lease_never_reads_a_replaced_tail(
-    tus: TusClient, s3: S3, settings: Any
-) -> None:
-    # The old request would fill its first part with the tail it finds on
-    # disk; after the retry replaced it, those are other bytes.
-    settings.RINDLE_TUS_LEASE_SECONDS = LEASE
-    data = payload(2 * PART + 3 * MiB, seed=52)
-    url = tus.new(len(data))
-    assert tus.patch(url, data[:MiB], 0).status_code == 204
-    stale = session_for(url)
-
-    def retry() -> None:
-        response = tus.patch(url, data[MiB : PART + 2 * MiB], MiB)
-        assert response.status_code == 204, response.content
-
-    class HangsThenSendsTheRest(HangingClient):
-        def read(self, size: int = -1, /) -> bytes:
-            self.reads += 1
-            if self.reads == 1:
-                time.sleep(LEASE * 2)
-                self.meanwhile()
-            sent = self.first[:size]
-            self.first = self.first[size:]
-            return sent
-
-    body = HangsThenSendsTheRest(data[MiB : PART + 2 * MiB], retry)
-    with pytest.raises(LeaseLost):
-        Receiver(stale, Lease.acquire(stale.pk), S3Backend()).receive(body, PART + MiB, None)
-
+    assert wrong_parts == []
     session = session_for(url)
     assert session.offset == PART + 2 * MiB and len(session.parts) == 1
     assert tus_tail_path(session.pk).read_bytes() == data[PART : PART + 2 * MiB]
