@@ -44,13 +44,13 @@ def measure(start: int, paced: bool) -> tuple[int, float, float]:
     session = TusSession.objects.create(part_size=PART, key="bench/commits", length=10_000 * PART)
     lease = Lease.acquire(session.pk)
     try:
-        session.commit(lease.token, parts=[_part(n) for n in range(1, start + 1)], offset=start * PART)
+        lease.commit(session, parts=[_part(n) for n in range(1, start + 1)], offset=start * PART)
         pacer, pending = _CommitPacer(), []
         spent, commits = 0.0, 0
 
         def commit() -> None:
             parts = [*session.parts, *pending]
-            session.commit(lease.token, parts=parts, offset=len(parts) * PART)
+            lease.commit(session, parts=parts, offset=len(parts) * PART)
             pending.clear()
 
         began = time.monotonic()

@@ -22,6 +22,7 @@ from django.utils.timesince import timesince
 
 from . import maintenance
 from .conf import tus_settings
+from .locking import describe_holder, is_leased
 from .models import State, TusSession
 from .storage.s3 import S3Backend
 from .storage.tail import Tail
@@ -195,9 +196,11 @@ class TusSessionAdmin(_ModelAdmin):
 
     @admin.display(description="lease")
     def lease(self, obj: TusSession) -> str:
-        if obj.lease_expires_at is None or obj.lease_expires_at <= timezone.now():
+        if not is_leased(obj):
             return "free"
-        return f"held until {obj.lease_expires_at.isoformat()}"
+        assert obj.lease_expires_at is not None
+        held = f"held by {describe_holder(obj.lease_holder)} until {obj.lease_expires_at.isoformat()}"
+        return f"{held}; asked to hand over" if obj.lease_release_requested else held
 
     @admin.display(description="download")
     def download(self, obj: TusSession) -> SafeString | str:

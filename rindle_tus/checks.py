@@ -55,8 +55,14 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
             Error("RINDLE_TUS_EXPIRATION must be a positive timedelta or number of seconds.", id="rindle_tus.E005")
         )
     lease = getattr(settings, "RINDLE_TUS_LEASE_SECONDS", None)
-    if lease is not None and (not isinstance(lease, (int, float)) or lease <= 0):
+    if lease is not None and not _number(lease, positive=True):
         errors.append(Error("RINDLE_TUS_LEASE_SECONDS must be a positive number.", id="rindle_tus.E006"))
+    for name, check_id, nullable in (("LEASE_WAIT", "E013", False), ("BODY_TIMEOUT", "E014", True),
+                                     ("BODY_MIN_RATE", "E015", False)):
+        value = getattr(settings, f"RINDLE_TUS_{name}", 0)
+        if not (_number(value) or (nullable and value is None)):
+            allowed = "None or a number of seconds, 0 or more" if nullable else "a number, 0 or more"
+            errors.append(Error(f"RINDLE_TUS_{name} must be {allowed}.", id=f"rindle_tus.{check_id}"))
     tail_store = getattr(settings, "RINDLE_TUS_TAIL_STORE", "local")
     if tail_store not in ("local", "s3"):
         errors.append(
@@ -75,6 +81,14 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         if value is not None and not _positive_duration(value):
             message = f"RINDLE_TUS_{name} must be a positive timedelta or number of seconds."
             errors.append(Error(message, id=f"rindle_tus.{check_id}"))
+    if not errors and tus_settings.LEASE_WAIT < tus_settings.LEASE_SECONDS:
+        errors.append(
+            Warning(
+                "RINDLE_TUS_LEASE_WAIT is shorter than RINDLE_TUS_LEASE_SECONDS: a client resuming after a "
+                "node died mid-upload may be refused (423) before the dead request's lease lapses.",
+                id="rindle_tus.W002",
+            )
+        )
     if not errors and tus_settings.TAIL_SWEEP_AGE <= tus_settings.EXPIRATION:
         errors.append(
             Warning(
@@ -86,6 +100,12 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     if not tus_settings.TMP_DIR:
         errors.append(Error("RINDLE_TUS_TMP_DIR must name a directory.", id="rindle_tus.E007"))
     return errors
+
+
+def _number(value: Any, *, positive: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value > 0 if positive else value >= 0
 
 
 def _positive_duration(value: Any) -> bool:

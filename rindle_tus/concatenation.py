@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from django.http import HttpRequest
 from django.urls import Resolver404, resolve
 
+from .body import Body
 from .conf import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from .exceptions import InvalidRequest
 from .hooks import check_permission
@@ -78,7 +79,7 @@ def create_final(
         if all(int(p.length or 0) >= S3_MIN_PART_SIZE for p in sources[:-1]):
             _copy(receiver, backend, sources)
         else:
-            receiver.receive(_Concatenated(backend, [p.key for p in sources]), total, None)
+            receiver.receive(Body(_Concatenated(backend, [p.key for p in sources]), total), None)
     finally:
         lease.release()
     return final
@@ -90,13 +91,13 @@ def _copy(receiver: Receiver, backend: S3Backend, sources: list[TusSession]) -> 
         receiver.finish([], memoryview(b""))
         return
     upload_id = backend.create_multipart(final.key, content_type_of(final))
-    final.commit(receiver.lease.token, upload_id=upload_id)
+    receiver.lease.commit(final, upload_id=upload_id)
     parts: list[dict[str, Any]] = []
     for source in sources:
         for first, last in _ranges(int(source.length or 0)):
             etag = backend.upload_part_copy(final.key, upload_id, len(parts) + 1, source.key, first, last)
             parts.append({"number": len(parts) + 1, "etag": etag, "size": last - first + 1})
-            receiver.lease.renew()
+            receiver.lease.beat()
     receiver.finish(parts, memoryview(b""))
 
 

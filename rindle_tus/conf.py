@@ -73,7 +73,25 @@ class Settings:
 
     @property
     def LEASE_SECONDS(self) -> float:
-        return float(self._get("LEASE_SECONDS", 30))
+        """Lifetime of a lease; the holder's process renews it every third of this."""
+        return float(self._get("LEASE_SECONDS", 6))
+
+    @property
+    def LEASE_WAIT(self) -> float:
+        """How long a request waits for another request to hand the upload over."""
+        return float(self._get("LEASE_WAIT", 8))
+
+    @property
+    def BODY_TIMEOUT(self) -> float:
+        """A body read that waits this long for a byte, or a window of this
+        much reading that brings fewer than ``BODY_MIN_RATE`` bytes a second, ends the body.
+        None (or 0) turns the rule off."""
+        value = self._get("BODY_TIMEOUT", 30)
+        return 0.0 if value is None else float(value)
+
+    @property
+    def BODY_MIN_RATE(self) -> float:
+        return float(self._get("BODY_MIN_RATE", 1024))
 
     @property
     def PERMISSION(self) -> Any:

@@ -32,6 +32,27 @@ class InvalidRequest(TusError):
     code = "invalid_request"
 
 
+class ClientGone(InvalidRequest):
+    """The client stopped sending before the body ended; what arrived was kept."""
+
+    code = "incomplete_body"
+    default_message = "The body ended before Content-Length bytes arrived."
+
+
+class UploadInterrupted(TusError):
+    """Another request for the upload asked this one to hand it over.
+
+    What arrived before was kept. Like tusd, a status clients do not retry:
+    of two live clients racing on one upload, the newer request wins.
+    """
+
+    code = "upload_interrupted"
+    default_message = (
+        "Another request for this upload took it over; the bytes received before were kept. "
+        "HEAD the upload for its offset."
+    )
+
+
 class NotAuthenticated(TusError):
     status = 401
     code = "not_authenticated"
@@ -95,7 +116,26 @@ class UnsupportedMediaType(TusError):
 class Locked(TusError):
     status = 423
     code = "locked"
-    default_message = "Another request is writing to this upload; retry shortly."
+    default_message = "Another request is writing to this upload and did not hand it over in time; retry shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"
+
+
+class BodyStalled(TusError):
+    """The body stopped arriving, or arrived slower than the server accepts.
+
+    What arrived was kept. A 5xx, so that a client that reads it resumes on
+    its own (tus-js-client retries 5xx, not 408).
+    """
+
+    status = 503
+    code = "body_stalled"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"
 
 
 class ChecksumMismatch(TusError):

@@ -1,76 +1,520 @@
-"""The per-session lease: a holder token and an expiry in the session's row,
-taken with one conditional UPDATE, so that it works across processes and
-nodes without holding a database transaction open while bytes stream in."""
+"""The per-session lease, and everything that obeys it: the request path,
+the reaper and the admin all take, keep, hand over and release it here.
+
+A lease is a holder token and an expiry in the session's row, written with
+conditional UPDATEs and timed by the database's clock (so nodes whose clocks
+disagree still agree on it). No transaction is held open while bytes stream.
+
+* Liveness. While the holder's process lives, its heartbeat thread renews
+  every lease the process holds, whatever the request thread is doing
+  (blocked on a silent socket, waiting for S3). The lease is short
+  (``RINDLE_TUS_LEASE_SECONDS``), so a holder that died (SIGKILL, OOM, a lost
+  node) frees the session within seconds; one that died on this machine is
+  recognised at once by its process id.
+* Handover. A request that finds the session leased asks the holder to
+  release it (a flag in the row) and waits up to ``RINDLE_TUS_LEASE_WAIT``.
+  The holder's heartbeat sees the flag within ``POLL`` seconds and stops the
+  holder: a read blocked on the client is ended (``Lease.on_stop``), what
+  arrived is kept as on a disconnect, and the lease is released. tusd and
+  tus-node-server do this inside one process; here it crosses nodes.
+* Fencing. Every write of the row is conditional on the token
+  (``Lease.commit``), and the tail is touched only right after a renewal the
+  database confirmed (``Lease.confirm``), so a request that lost its lease
+  never writes the row or the tail.
+
+A lease taken inside a transaction (a test's, or a caller's ``atomic``) is
+invisible to the heartbeat's own connection; the holder's thread then keeps it
+alive itself, from ``Lease.beat``.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import operator
+import os
 import secrets
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import timedelta
-from typing import TypeVar
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
 
-from django.db.models import Q
+from django.db import connection, connections, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, Q, QuerySet
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .conf import tus_settings
-from .exceptions import LeaseLost, Locked
+from .exceptions import LeaseLost, Locked, TusError, UploadInterrupted
 from .models import TusSession
+
+logger = logging.getLogger("rindle_tus")
 
 T = TypeVar("T")
 
+# How often the holder's side looks for release requests and lost leases.
+POLL = 0.5
+# How often the heartbeat wakes to run the holders' watches (the stalled-body rule).
+TICK = 0.1
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def free() -> Q:
+    """Rows nobody holds: never leased, released, or lapsed by the database's clock."""
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now())
+
+
+def is_leased(session: TusSession, now: datetime | None = None) -> bool:
+    """Whether a loaded row looked held, by this node's clock: for display and
+    dry runs only. Decisions are taken by the database, through ``free()``."""
+    return session.lease_expires_at is not None and session.lease_expires_at > (now or timezone.now())
+
+
+def _expiry(seconds: float) -> ExpressionWrapper[CombinedExpression]:
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+# -- who holds it --------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot, or "" if there is none."""
+    stat = _read(f"/proc/{pid}/stat")
+    # The command name (field 2) may hold spaces and parentheses; it ends at the last ")".
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> str:
+    """This boot of this machine, and the process id namespace: two processes
+    with the same value see each other's process ids."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{boot}/{namespace}" if boot else ""
+
+
+def holder_id() -> str:
+    """Who holds a lease: node name, machine, process id and start time."""
+    return f"{tus_settings.NODE_NAME} {_process(os.getpid())}"
+
+
+@functools.lru_cache(maxsize=4)
+def _process(pid: int) -> str:
+    return f"{_machine()} {pid} {_start_time(pid)}"
+
+
+def holder_gone(holder: str) -> bool:
+    """Whether ``holder`` was a process of this machine that no longer runs.
+    A holder elsewhere cannot be seen; its lease lapses instead."""
+    parts = holder.split(" ")
+    if len(parts) != 4 or not parts[1] or parts[1] != _machine() or not parts[2].isdigit() or not parts[3]:
+        return False
+    return _start_time(int(parts[2])) != parts[3]
+
+
+def describe_holder(holder: str) -> str:
+    parts = holder.split(" ")
+    return f"{parts[0]}, process {parts[2]}" if len(parts) == 4 else holder
+
+
+# -- the lease -----------------------------------------------------------------
+
 
 class Lease:
-    def __init__(self, session_id: str, token: str, seconds: float) -> None:
+    """One request's hold on one session."""
+
+    def __init__(self, session_id: str, token: str, seconds: float, *, shared: bool = True) -> None:
         self.session_id = session_id
         self.token = token
         self.seconds = seconds
-        self._renewed = time.monotonic()
+        # False when taken inside a transaction: other connections cannot see it.
+        self.shared = shared
+        self._lock = threading.Lock()
+        self._stopped: TusError | None = None
+        self._stopped_at = 0.0
+        self._on_stop: list[Callable[[], None]] = []
+        self._watches: list[Callable[[], TusError | None]] = []
+        now = time.monotonic()
+        self._seen = now
+        self._renewed = now
+        self._polled = now
+
+    def __repr__(self) -> str:
+        return f"<Lease {self.session_id} {self.token[:8]}>"
+
+    # -- taking it -----------------------------------------------------------
 
     @classmethod
-    def acquire(cls, session_id: str) -> Lease:
-        seconds = tus_settings.LEASE_SECONDS
-        token = secrets.token_hex(16)
-        now = timezone.now()
-        taken = (
-            TusSession.objects.filter(pk=session_id)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
-            .update(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
-        )
-        if taken != 1:
+    def acquire(cls, session_id: str, *, wait: float | None = None) -> Lease:
+        """Take the session's lease.
+
+        If another request holds it, ask that request to release it and wait
+        up to ``wait`` seconds (``RINDLE_TUS_LEASE_WAIT`` by default) for it
+        to; then answer 423.
+        """
+        lease = _handover(session_id, wait, lambda: cls._take(session_id))
+        if lease is None:
             raise Locked()
-        return cls(session_id, token, seconds)
+        return lease
 
-    def renew_if_due(self) -> None:
-        """Extend the lease once a third of it has passed."""
-        if time.monotonic() - self._renewed >= self.seconds / 3:
-            self.renew()
+    @classmethod
+    def _take(cls, session_id: str) -> Lease | None:
+        seconds = tus_settings.LEASE_SECONDS
+        token = new_token()
+        fields = {
+            "lease_token": token,
+            "lease_expires_at": _expiry(seconds),
+            "lease_holder": holder_id(),
+            "lease_release_requested": False,
+        }
+        rows = TusSession.objects.filter(pk=session_id)
+        taken = rows.filter(free()).update(**fields)
+        if not taken:
+            held = rows.values_list("lease_token", "lease_holder").first()
+            if held is None or not held[0] or not holder_gone(held[1]):
+                return None
+            # The holder's process is gone from this machine: its lease can only lapse.
+            taken = rows.filter(lease_token=held[0]).update(**fields)
+            if not taken:
+                return None
+            logger.info("upload %s: took over the lease of %s, which is gone", session_id, describe_holder(held[1]))
+        lease = cls(session_id, token, seconds, shared=not connection.in_atomic_block)
+        heartbeat.add(lease)
+        return lease
 
-    def renew(self) -> None:
-        expires = timezone.now() + timedelta(seconds=self.seconds)
-        count = TusSession.objects.filter(pk=self.session_id, lease_token=self.token).update(
-            lease_expires_at=expires
-        )
-        if count != 1:
+    # -- the holder's side -----------------------------------------------------
+
+    @property
+    def stopped(self) -> TusError | None:
+        """Why the holder must stop (the error to answer with), or None."""
+        return self._stopped
+
+    def stop(self, reason: TusError) -> None:
+        """Ask the holder to stop: the first reason stands. Ends a read that
+        blocks (through ``on_stop``). Safe from any thread."""
+        with self._lock:
+            if self._stopped is not None:
+                return
+            self._stopped = reason
+            self._stopped_at = time.monotonic()
+            callbacks = list(self._on_stop)
+        for callback in callbacks:
+            _quietly(callback)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from any thread) when the holder must stop, and
+        again at every heartbeat tick until it has (so a read that blocks
+        later is ended too); at once if it already must."""
+        with self._lock:
+            self._on_stop.append(callback)
+            stopped = self._stopped is not None
+        if stopped:
+            _quietly(callback)
+
+    def watch(self, check: Callable[[], TusError | None]) -> None:
+        """Have the heartbeat call ``check`` every ``TICK``; a reason it returns stops the holder."""
+        with self._lock:
+            self._watches.append(check)
+
+    def unwatch(self) -> None:
+        with self._lock:
+            self._watches = []
+            self._on_stop = []
+
+    def _run_watches(self) -> None:
+        with self._lock:
+            watches = list(self._watches)
+            callbacks = list(self._on_stop) if self._stopped is not None else []
+        for callback in callbacks:
+            _quietly(callback)
+        for check in watches:
+            reason = check()
+            if reason is not None:
+                self.stop(reason)
+
+    def beat(self) -> None:
+        """The holder's thread is alive and working; call it often. It does
+        the heartbeat's database work itself for a lease the heartbeat cannot see."""
+        now = time.monotonic()
+        self._seen = now
+        if self.shared:
+            return
+        if now - self._polled >= POLL:
+            _poll([self])
+        if now - self._renewed >= self.seconds / 3:
+            _renew([self])
+
+    def confirm(self) -> None:
+        """Renew now and make sure the database agrees that the lease is ours:
+        called right before touching the tail, which a newer holder may own."""
+        started = time.monotonic()
+        if not _renew_query([self]).update(lease_expires_at=_expiry(self.seconds)):
+            self.stop(LeaseLost())
             raise LeaseLost()
-        self._renewed = time.monotonic()
+        self._renewed = started
 
     def wait_for(self, future: Future[T]) -> T:
-        """``future.result()``, renewing the lease (when due) while waiting.
-
-        For storage work on another thread that a newer request must not
-        overlap: as long as this request lives, nobody takes the session over
-        before the work is done. Runs on the request thread, whose database
-        connection the renewal uses.
-        """
+        """``future.result()`` on the holder's thread, beating while it waits,
+        so a slow S3 call never lets the lease go under a live request."""
         while True:
             try:
-                return future.result(timeout=self.seconds / 6)
+                return future.result(timeout=min(POLL, self.seconds / 6))
             except FutureTimeout:
-                self.renew_if_due()
+                self.beat()
 
-    def release(self) -> None:
-        TusSession.objects.filter(pk=self.session_id, lease_token=self.token).update(
-            lease_token="", lease_expires_at=None
+    def _abandoned(self, now: float) -> bool:
+        """Asked to stop, and silent since for longer than a newcomer waits: its
+        read could not be ended. Renewing it any longer would wedge the session."""
+        return self._stopped is not None and now - max(self._stopped_at, self._seen) > tus_settings.LEASE_WAIT
+
+    # -- writing under it ----------------------------------------------------
+
+    def commit(self, session: TusSession, **fields: Any) -> None:
+        """Write ``fields`` to the row only while this lease holds it: one
+        conditional UPDATE, so a request whose lease was taken over can never
+        overwrite the newer holder's bookkeeping."""
+        fields.setdefault("updated_at", timezone.now())
+        if TusSession.objects.filter(pk=session.pk, lease_token=self.token).update(**fields) != 1:
+            self.stop(LeaseLost())
+            raise LeaseLost()
+        for name, value in fields.items():
+            setattr(session, name, value)
+
+    def release(self, **fields: Any) -> None:
+        """Give the session back; ``fields`` are written in the same
+        conditional UPDATE (LeaseLost if the lease was no longer ours)."""
+        heartbeat.remove(self)
+        self.unwatch()
+        updated = TusSession.objects.filter(pk=self.session_id, lease_token=self.token).update(
+            lease_token="", lease_expires_at=None, lease_holder="", lease_release_requested=False, **fields
         )
+        if fields and updated != 1:
+            raise LeaseLost()
+
+
+def wait_released(session_id: str, wait: float | None = None) -> None:
+    """For a reader (HEAD): if a request holds the session, ask it to release
+    and wait (up to ``RINDLE_TUS_LEASE_WAIT``) until it has, so that the row
+    read next holds what that request kept."""
+    _handover(session_id, wait, lambda: True if _holder(session_id) is None else None)
+
+
+def _holder(session_id: str) -> tuple[str, str] | None:
+    """The token and holder of a live lease on the session, or None if it is
+    free (or held by a process of this machine that is gone)."""
+    held = TusSession.objects.filter(pk=session_id).exclude(free()).values_list("lease_token", "lease_holder").first()
+    if held is None or not held[0] or holder_gone(held[1]):
+        return None
+    return held
+
+
+def _handover(session_id: str, wait: float | None, attempt: Callable[[], T | None]) -> T | None:
+    """``attempt()`` until it returns something; meanwhile ask whoever holds
+    the session to release it. Gives up (None) after ``wait`` seconds."""
+    result = attempt()
+    if result is not None:
+        return result
+    deadline = time.monotonic() + (tus_settings.LEASE_WAIT if wait is None else wait)
+    asked = ""
+    delay = 0.02
+    while True:
+        held = _holder(session_id)
+        if held is not None and held[0] != asked:
+            TusSession.objects.filter(pk=session_id, lease_token=held[0]).update(lease_release_requested=True)
+            asked = held[0]
+            logger.info("upload %s: asked %s to hand it over", session_id, describe_holder(held[1]))
+        if time.monotonic() + delay > deadline:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+        result = attempt()
+        if result is not None:
+            return result
+
+
+def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSession, Lease]]:
+    """The reaper's way in: claim free candidates a batch at a time, in id
+    order, and yield each with its lease (the caller releases it).
+
+    The claiming UPDATE repeats the candidates' conditions, so a row that
+    changed since it was selected is left alone, and rows another reaper is
+    claiming are skipped (``skip_locked``). Claimed rows are kept alive by the
+    heartbeat until they are handled; any not handed out are released.
+    """
+    after = ""
+    while True:
+        seconds = tus_settings.LEASE_SECONDS
+        token = new_token()
+        with transaction.atomic():
+            ids = list(
+                candidates.filter(free(), pk__gt=after)
+                .order_by("pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:size]
+            )
+            if ids:
+                candidates.filter(free(), pk__in=ids).update(
+                    lease_token=token,
+                    lease_expires_at=_expiry(seconds),
+                    lease_holder=holder_id(),
+                    lease_release_requested=False,
+                )
+        if not ids:
+            return
+        after = ids[-1]
+        batch = [
+            (session, Lease(session.pk, token, seconds, shared=not connection.in_atomic_block))
+            for session in TusSession.objects.filter(pk__in=ids, lease_token=token).order_by("pk")
+        ]
+        for _, lease in batch:
+            heartbeat.add(lease)
+        handed = 0
+        try:
+            for item in batch:
+                handed += 1
+                yield item
+        finally:
+            for _, lease in batch[handed:]:
+                lease.release()
+
+
+# -- the database work of keeping leases -----------------------------------------
+
+
+def _renew_query(leases: list[Lease]) -> QuerySet[TusSession]:
+    match = functools.reduce(operator.or_, (Q(pk=lease.session_id, lease_token=lease.token) for lease in leases))
+    return TusSession.objects.filter(match)
+
+
+def _renew(leases: list[Lease]) -> None:
+    """Push the leases' expiry out; a lease that was lost shows in the next poll."""
+    by_seconds: dict[float, list[Lease]] = {}
+    for lease in leases:
+        by_seconds.setdefault(lease.seconds, []).append(lease)
+    for seconds, group in by_seconds.items():
+        started = time.monotonic()
+        _renew_query(group).update(lease_expires_at=_expiry(seconds))
+        for lease in group:
+            lease._renewed = started
+
+
+def _poll(leases: list[Lease]) -> None:
+    """Stop the holders whose lease was taken over or whose release was asked for.
+
+    Only what the row shows counts: a row this connection cannot see (not yet
+    committed elsewhere, or deleted) proves nothing.
+    """
+    now = time.monotonic()
+    rows = {
+        pk: (token, requested)
+        for pk, token, requested in TusSession.objects.filter(pk__in=[lease.session_id for lease in leases])
+        .values_list("pk", "lease_token", "lease_release_requested")
+    }
+    for lease in leases:
+        lease._polled = now
+        row = rows.get(lease.session_id)
+        if row is None:
+            continue
+        token, requested = row
+        if token != lease.token:
+            lease.stop(LeaseLost())
+        elif requested:
+            lease.stop(UploadInterrupted())
+
+
+class Heartbeat:
+    """One thread per process that keeps the process's leases alive.
+
+    Every ``TICK`` it runs the holders' watches; every ``POLL`` it looks for
+    release requests and lost leases; every third of a lease it renews them
+    all in one UPDATE, so the cost per process does not grow with the number
+    of uploads it serves. With no lease held it closes its database
+    connection and sleeps until one is taken.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._leases: dict[int, Lease] = {}
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._errors = 0
+
+    def add(self, lease: Lease) -> None:
+        with self._cond:
+            if self._pid != os.getpid():
+                # A forked child: the parent's thread and leases are not ours.
+                self._pid, self._thread, self._leases = os.getpid(), None, {}
+            self._leases[id(lease)] = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="rindle-tus-heartbeat", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def remove(self, lease: Lease) -> None:
+        with self._cond:
+            self._leases.pop(id(lease), None)
+
+    def held(self) -> list[Lease]:
+        with self._cond:
+            return list(self._leases.values())
+
+    def _run(self) -> None:
+        polled = renewed = 0.0
+        while True:
+            with self._cond:
+                idle = not self._leases
+            if idle:
+                # Hold no connection while nothing is leased.
+                connections.close_all()
+                with self._cond:
+                    while not self._leases:
+                        self._cond.wait()
+            leases = self.held()
+            now = time.monotonic()
+            for lease in leases:
+                _quietly(lease._run_watches)
+            shared = [lease for lease in leases if lease.shared]
+            try:
+                if shared and now - polled >= POLL:
+                    polled = now
+                    _poll(shared)
+                alive = [lease for lease in shared if not lease._abandoned(now)]
+                if alive and now - renewed >= min(lease.seconds for lease in alive) / 3:
+                    renewed = now
+                    _renew(alive)
+                self._errors = 0
+            except Exception:  # noqa: BLE001  (the next tick tries again on a new connection)
+                self._errors += 1
+                log = logger.exception if self._errors in (1, 10, 100) else logger.debug
+                log("heartbeat: keeping %d leases alive failed (%d in a row)", len(shared), self._errors)
+                connections.close_all()
+            time.sleep(TICK)
+
+
+heartbeat = Heartbeat()
+
+
+def _quietly(callback: Callable[[], Any]) -> None:
+    try:
+        callback()
+    except Exception:
+        logger.exception("rindle_tus: lease callback %r failed", callback)

@@ -5,11 +5,11 @@ did (or would do). The management command and the Celery tasks are thin
 wrappers around them.
 
 A session is claimed before it is touched, with the lease the request path
-takes: one conditional UPDATE that also repeats the reason the row was
-chosen, inside a short transaction that skips rows another reaper is
-claiming (``select_for_update(skip_locked=True)``). So a session with a live
-lease is never touched, two reapers never act on the same row, and no
-transaction is held open across S3 calls.
+takes (``locking.claim``): one conditional UPDATE that also repeats the
+reason the row was chosen, inside a short transaction that skips rows
+another reaper is claiming. So a session with a live lease is never touched,
+two reapers never act on the same row, and no transaction is held open
+across S3 calls. The reaper never asks a holder to hand a session over.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import binascii
 import logging
 import os
 import re
-import secrets
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -37,7 +36,7 @@ from django.utils import timezone
 
 from .conf import tus_settings
 from .exceptions import LeaseLost, Locked, StorageError
-from .locking import Lease
+from .locking import Lease, claim, free, is_leased
 from .models import ConcatKind, State, TusSession
 from .receiver import Receiver
 from .storage.s3 import S3Backend, is_no_such_upload, s3_errors
@@ -137,46 +136,11 @@ class Report:
         }
 
 
-def _lease_free(now: datetime) -> Q:
-    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
-
-
 def _is_active(session: TusSession, now: datetime) -> bool:
     """Leased, or receiving within its expiry window: the reaper keeps out."""
-    leased = session.lease_expires_at is not None and session.lease_expires_at > now
-    if leased:
+    if is_leased(session, now):
         return True
     return session.state == State.RECEIVING and (session.expires_at is None or session.expires_at > now)
-
-
-def _claim_batches(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSession, Lease]]:
-    """Claim candidates a batch at a time, in id order, and yield each with its lease.
-
-    The claiming UPDATE repeats the candidates' conditions, so a row that
-    changed since it was selected (a PATCH renewed it, another reaper took it)
-    is left alone.
-    """
-    after = ""
-    while True:
-        now = timezone.now()
-        seconds = tus_settings.LEASE_SECONDS
-        token = secrets.token_hex(16)
-        with transaction.atomic():
-            ids = list(
-                candidates.filter(_lease_free(now), pk__gt=after)
-                .order_by("pk")
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:size]
-            )
-            if ids:
-                candidates.filter(_lease_free(now), pk__in=ids).update(
-                    lease_token=token, lease_expires_at=now + timedelta(seconds=seconds)
-                )
-        if not ids:
-            return
-        after = ids[-1]
-        for session in TusSession.objects.filter(pk__in=ids, lease_token=token).order_by("pk"):
-            yield session, Lease(session.pk, token, seconds)
 
 
 def _release(session: TusSession, lease: Lease, report: Report, kind: str) -> None:
@@ -229,7 +193,7 @@ def _free_storage(session: TusSession, backend: S3Backend, report: Report) -> li
 
 def _reap_session(session: TusSession, lease: Lease, backend: S3Backend, report: Report) -> None:
     try:
-        lease.renew()
+        lease.confirm()
     except LeaseLost:
         report.add(EXPIRE, session.pk, SKIPPED, detail="another process took the session over")
         return
@@ -249,11 +213,7 @@ def _reap_session(session: TusSession, lease: Lease, backend: S3Backend, report:
         was = session.state
         had_error = bool(session.last_error)
         # The marks and the release in one conditional UPDATE.
-        updated = TusSession.objects.filter(pk=session.pk, lease_token=lease.token).update(
-            lease_token="", lease_expires_at=None, updated_at=timezone.now(), **fields
-        )
-        if updated != 1:
-            raise LeaseLost()
+        lease.release(updated_at=timezone.now(), **fields)
         if was == State.RECEIVING:
             report.add(EXPIRE, session.pk, DONE, detail="clean-up to retry" if errors else "")
         elif had_error and not errors:
@@ -280,7 +240,7 @@ def reap_expired(
     if ids is not None:
         candidates = candidates.filter(pk__in=list(ids))
     if dry_run:
-        for session in candidates.filter(_lease_free(now)).order_by("pk").iterator():
+        for session in candidates.filter(free()).order_by("pk").iterator():
             for kind, target, _run, detail in _storage_steps(session):
                 report.add(kind, target, WOULD, session=session.pk, detail=detail)
             if session.state == State.RECEIVING:
@@ -288,7 +248,7 @@ def reap_expired(
             else:
                 report.add(CLEAR_ERROR, session.pk, WOULD, detail=f"{session.state}: {session.last_error}")
         return report
-    for session, lease in _claim_batches(candidates, batch_size):
+    for session, lease in claim(candidates, batch_size):
         backend = backend or S3Backend()
         _reap_session(session, lease, backend, report)
     return report
@@ -401,8 +361,7 @@ def _sweep_reason(
     if session is not None and _is_active(session, now):
         # A writer holds the lease while its temp file exists; one left
         # without a lease is debris of a crash.
-        leased = session.lease_expires_at is not None and session.lease_expires_at > now
-        return "stale temp file" if temp and old and not leased else None
+        return "stale temp file" if temp and old and not is_leased(session, now) else None
     if session is not None:
         if session.state == State.RECEIVING:
             return "session expired"
@@ -482,7 +441,7 @@ def delete_old_rows(
     report = Report(dry_run=dry_run)
     now = now or timezone.now()
     candidates = TusSession.objects.stale(now - tus_settings.RETENTION).filter(
-        _lease_free(now), state__in=_FINISHED, last_error=""
+        free(), state__in=_FINISHED, last_error=""
     )
     partial = {"state": State.COMPLETED, "concat": ConcatKind.PARTIAL}
     partials, rest = candidates.filter(**partial).order_by("pk"), candidates.exclude(**partial)
@@ -627,11 +586,11 @@ def _each_under_lease(
             continue
         assert session is not None
         if report.dry_run:
-            busy = _is_leased(session)
+            busy = is_leased(session)
             report.add(kind, pk, SKIPPED if busy else WOULD, detail="a request holds it" if busy else "")
             continue
         try:
-            lease = Lease.acquire(pk)
+            lease = Lease.acquire(pk, wait=0)
         except Locked:
             report.add(kind, pk, SKIPPED, detail="a request holds it; try again")
             continue
@@ -647,10 +606,6 @@ def _each_under_lease(
             report.add(kind, pk, FAILED, detail=str(exc))
         finally:
             _release(session, lease, report, kind)
-
-
-def _is_leased(session: TusSession) -> bool:
-    return session.lease_expires_at is not None and session.lease_expires_at > timezone.now()
 
 
 def _not_completable(session: TusSession) -> str | None:

@@ -3,13 +3,10 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-
-from .exceptions import LeaseLost
 
 
 def new_session_id() -> str:
@@ -71,6 +68,10 @@ class TusSession(models.Model):
     )
     lease_token = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_holder = models.CharField(max_length=255, blank=True, help_text="Node and process holding the lease.")
+    lease_release_requested = models.BooleanField(
+        default=False, help_text="A newer request asked the holder to hand the upload over."
+    )
     last_error = models.TextField(blank=True, help_text="The last failure of completion or clean-up.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -125,16 +126,3 @@ class TusSession(models.Model):
             and self.expires_at is not None
             and self.expires_at <= (now or timezone.now())
         )
-
-    def commit(self, lease_token: str, /, **fields: Any) -> None:
-        """Write ``fields`` only while ``lease_token`` still holds the session.
-
-        One conditional UPDATE: a request whose lease was taken over can never
-        overwrite the newer holder's bookkeeping.
-        """
-        fields.setdefault("updated_at", timezone.now())
-        count = TusSession.objects.filter(pk=self.pk, lease_token=lease_token).update(**fields)
-        if count != 1:
-            raise LeaseLost()
-        for name, value in fields.items():
-            setattr(self, name, value)

@@ -85,6 +85,11 @@ class PartPipeline:
         while len(self._in_flight) > self._concurrency or (self._in_flight and self._in_flight[0][2].done()):
             yield self._pop()
 
+    def finished(self) -> Iterator[dict[str, Any]]:
+        """The parts that finished uploading, in order, without waiting."""
+        while self._in_flight and self._in_flight[0][2].done():
+            yield self._pop()
+
     def drain(self) -> Iterator[dict[str, Any]]:
         """Every part still in flight, in order, as each finishes."""
         while self._in_flight:

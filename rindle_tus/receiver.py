@@ -29,15 +29,15 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from . import signals
+from .body import Body
 from .conf import tus_settings
-from .exceptions import ChecksumMismatch, InvalidRequest, StorageError, TooLarge, TusError
+from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError
 from .locking import Lease
 from .models import ConcatKind, State, TusSession
 from .pipeline import PartPipeline
@@ -46,15 +46,6 @@ from .storage.s3 import S3Backend, is_no_such_upload
 from .storage.tail import open_tail
 
 logger = logging.getLogger("rindle_tus")
-
-
-class Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-class ClientGone(InvalidRequest):
-    code = "incomplete_body"
-    default_message = "The body ended before Content-Length bytes arrived."
 
 
 class _CommitPacer:
@@ -83,12 +74,6 @@ class _CommitPacer:
         self._cost = self._done_at - started
 
 
-@dataclass
-class _Read:
-    received: int = 0
-    disconnected: bool = False
-
-
 def content_type_of(session: TusSession) -> str | None:
     for name in ("filetype", "contentType", "type", "mimetype"):
         value = session.metadata.get(name)
@@ -107,33 +92,36 @@ class Receiver:
 
     def _commit(self, **fields: Any) -> None:
         fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
-        self.session.commit(self.lease.token, **fields)
+        self.lease.commit(self.session, **fields)
 
-    def receive(self, stream: Readable, content_length: int | None, checksum: Checksum | None) -> None:
+    def receive(self, body: Body, checksum: Checksum | None) -> None:
+        """Apply ``body`` at the session's offset.
+
+        The lease's stop (a handover asked for, the stalled-body rule, the
+        lease lost) ends the body early, even a read that blocks: what arrived
+        is kept exactly as on a disconnect, and the stop's error is raised.
+        """
         session = self.session
         remaining = None if session.length is None else session.length - session.offset
-        if remaining is not None and content_length is not None and content_length > remaining:
+        if remaining is not None and body.length is not None and body.length > remaining:
             raise TooLarge(
-                f"The body of {content_length} bytes goes past Upload-Length: "
+                f"The body of {body.length} bytes goes past Upload-Length: "
                 f"only {remaining} more bytes are expected."
             )
         self.tail.check()
         pipeline = PartPipeline(
             self._send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY, wait=self.lease.wait_for
         )
+        self.lease.watch(body.stall)
+        self.lease.on_stop(body.interrupt)
         try:
-            self._receive(stream, content_length, checksum, remaining, pipeline)
+            self._receive(body, checksum, remaining, pipeline)
         finally:
+            body.close()
+            self.lease.unwatch()
             pipeline.close()
 
-    def _receive(
-        self,
-        stream: Readable,
-        content_length: int | None,
-        checksum: Checksum | None,
-        remaining: int | None,
-        pipeline: PartPipeline,
-    ) -> None:
+    def _receive(self, body: Body, checksum: Checksum | None, remaining: int | None, pipeline: PartPipeline) -> None:
         session = self.session
         part_size = session.part_size
         kept = session.tail_length
@@ -150,8 +138,8 @@ class Receiver:
             nonlocal tail_loaded
             if not tail_loaded:
                 # The lease must still be ours: once it lapsed, another request
-                # may have replaced the tail (see the store below).
-                self.lease.renew_if_due()
+                # may have replaced the tail (see _store_tail).
+                self.lease.confirm()
                 self.tail.read_into(view[:kept])
                 tail_loaded = True
 
@@ -170,28 +158,31 @@ class Receiver:
             pending.append(part)
             if not checksum and pacer.due():
                 pacer.timed(commit_pending)
-            self.lease.renew_if_due()
+            self.lease.beat()
 
-        cap = min((n for n in (content_length, remaining) if n is not None), default=None)
-        read = _Read()
+        cap = min((n for n in (body.length, remaining) if n is not None), default=None)
         chunk = tus_settings.READ_CHUNK_SIZE
+        ended = False
         try:
-            while cap is None or read.received < cap:
+            while cap is None or body.received < cap:
                 want = min(chunk, part_size - fill)
                 if cap is not None:
-                    want = min(want, cap - read.received)
-                data = _read(stream, want, read)
+                    want = min(want, cap - body.received)
+                # A part that went up while the last bytes were read is
+                # committed now, not only when the next part is cut: a slow
+                # client would otherwise leave it uncommitted for minutes.
+                for part in pipeline.finished():
+                    accept(part)
+                data = body.read(want)
+                self.lease.beat()
                 if not data:
-                    if content_length is not None or read.disconnected:
-                        read.disconnected = True
+                    ended = True
                     break
                 size = len(data)
                 view[fill : fill + size] = data
                 if hasher:
                     hasher.update(data)
                 fill += size
-                read.received += size
-                self.lease.renew_if_due()
                 if fill == part_size:
                     load_tail()
                     self._ensure_multipart()
@@ -201,6 +192,8 @@ class Receiver:
                     buffer = pipeline.buffer()
                     view = memoryview(buffer)
                     fill = 0
+                if self.lease.stopped is not None:
+                    break
             for part in pipeline.drain():
                 accept(part)
         except StorageError:
@@ -209,27 +202,35 @@ class Receiver:
                 commit_pending()
             raise
 
-        if content_length is None and remaining is not None and read.received == remaining and not read.disconnected:
+        if cap is not None and body.received == cap:
+            whole = True
+        else:
+            # A chunked body ends with b"" (the server delimits it), unless cut.
+            whole = ended and not body.disconnected and self.lease.stopped is None
+        # Why the body did not arrive whole, if it did not.
+        cut: TusError | None = None if whole else (self.lease.stopped or ClientGone())
+
+        if body.length is None and remaining is not None and whole and body.received == remaining:
             # A chunked body: anything past the declared length is refused.
-            if _read(stream, 1, read):
+            if body.read(1):
                 raise TooLarge("The body goes past Upload-Length.")
 
-        if read.disconnected and checksum:
+        if cut is not None and checksum:
             # The checksum cannot be verified, so nothing of this body is kept.
-            raise ClientGone("The body ended early, so its Upload-Checksum cannot be verified; nothing was kept.")
+            raise type(cut)(f"{cut.message} Its Upload-Checksum cannot be verified, so none of its bytes were kept.")
         if checksum and hasher and hasher.digest() != checksum.digest:
             raise ChecksumMismatch()
 
         parts = [*session.parts, *pending]
         cut_parts = next_number != first_number
         new_offset = _total(parts) + fill
-        if session.length is not None and new_offset == session.length and not read.disconnected:
+        if session.length is not None and new_offset == session.length and cut is None:
             if not cut_parts:
                 load_tail()
             self.finish(parts, view[:fill])
             return
-        if read.disconnected and new_offset == session.offset:
-            raise ClientGone()
+        if cut is not None and new_offset == session.offset:
+            raise cut
         if pending:
             self._commit(parts=parts, offset=_total(parts))
         if new_offset != session.offset or cut_parts:
@@ -238,16 +239,15 @@ class Receiver:
             self._commit(offset=new_offset, tail_node=self.node)
         else:
             self._commit()
-        if read.disconnected:
-            logger.info("upload %s: client left mid-body; kept %d bytes", session.id, read.received)
-            raise ClientGone()
+        if cut is not None:
+            logger.info("upload %s: body ended early (%s); kept %d bytes", session.id, cut.code, body.received)
+            raise cut
 
     def _store_tail(self, data: memoryview, unchanged: int) -> None:
-        # A request that stalled past its lease (a client that hung, then hung
-        # up) must not write the tail a newer request now owns: a renewal that
-        # is not due leaves at least two thirds of the lease, and one that is
-        # due fails if another request took the lease.
-        self.lease.renew_if_due()
+        # A request that lost its lease (its process stalled past it) must not
+        # write the tail a newer request now owns: the database confirms the
+        # lease first, which leaves a whole lease for a local write.
+        self.lease.confirm()
         if not self.tail.remote:
             self.tail.store(data, unchanged)
             return
@@ -273,7 +273,7 @@ class Receiver:
     def _upload_part(self, body: bytearray | bytes, number: int) -> dict[str, Any]:
         self._ensure_multipart()
         etag = self.backend.upload_part(self.session.key, self.session.upload_id, number, body)
-        self.lease.renew()
+        self.lease.beat()
         return {"number": number, "etag": etag, "size": len(body)}
 
     def finish(self, parts: list[dict[str, Any]], last: memoryview) -> None:
@@ -323,14 +323,3 @@ def _total(parts: list[dict[str, Any]]) -> int:
     return sum(int(p["size"]) for p in parts)
 
 
-def _read(stream: Readable, size: int, state: _Read) -> bytes:
-    try:
-        return stream.read(size)
-    except TusError:
-        raise
-    except Exception:
-        # Servers report a client that went away in their own ways (OSError,
-        # UnreadablePostError, gunicorn's NoMoreData...); all mean the same.
-        logger.debug("reading the request body failed", exc_info=True)
-        state.disconnected = True
-        return b""

@@ -69,7 +69,7 @@ def set_deferred_length(session: TusSession, lease: Lease, length: int) -> None:
     if length < session.offset:
         raise InvalidHeader(f"Upload-Length {length} is smaller than the bytes already received ({session.offset}).")
     check_length(length, session.part_size)
-    session.commit(lease.token, length=length)
+    lease.commit(session, length=length)
 
 
 def complete_empty(session: TusSession, backend: S3Backend) -> None:
@@ -92,7 +92,7 @@ def terminate(session: TusSession, lease: Lease, backend: S3Backend) -> None:
     assembled = session.state in (State.COMPLETED, State.FAILED)
     # last_error now means "clean-up pending" (what the reaper retries), so
     # an earlier error (a failed upload's) is cleared.
-    session.commit(lease.token, state=State.TERMINATED, last_error="")
+    lease.commit(session, state=State.TERMINATED, last_error="")
     transaction.on_commit(lambda: signals.send_terminated(session))
     errors = []
     try:
@@ -105,7 +105,7 @@ def terminate(session: TusSession, lease: Lease, backend: S3Backend) -> None:
     open_tail(session).delete()
     if errors:
         logger.warning("upload %s terminated; clean-up left for the reaper: %s", session.id, errors)
-        session.commit(lease.token, last_error="; ".join(errors))
+        lease.commit(session, last_error="; ".join(errors))
 
 
 def discard(session: TusSession, backend: S3Backend) -> None:

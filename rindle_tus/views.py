@@ -15,6 +15,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from . import protocol, signals
+from .body import Body, Empty, request_socket
 from .concatenation import create_final
 from .conf import tus_settings
 from .exceptions import (
@@ -32,9 +33,9 @@ from .exceptions import (
     UploadNotFound,
 )
 from .hooks import check_permission, pre_create
-from .locking import Lease
+from .locking import Lease, wait_released
 from .models import ConcatKind, State, TusSession, is_session_id
-from .receiver import Readable, Receiver, content_type_of
+from .receiver import Receiver, content_type_of
 from .storage.s3 import S3Backend, content_disposition
 from .uploads import complete_empty, create_session, discard, max_size, set_deferred_length, terminate
 
@@ -52,11 +53,6 @@ EXTENSIONS = (
 _GONE_STATES = {State.TERMINATED, State.EXPIRED, State.FAILED}
 
 
-class _Empty:
-    def read(self, size: int = -1, /) -> bytes:
-        return b""
-
-
 def error_response(request: HttpRequest, error: TusError) -> HttpResponse:
     body = "" if request.method == "HEAD" else f"{error}\n"
     response = HttpResponse(body, status=error.status, content_type="text/plain; charset=utf-8")
@@ -67,23 +63,24 @@ def error_response(request: HttpRequest, error: TusError) -> HttpResponse:
     return response
 
 
-def body_stream(request: HttpRequest) -> tuple[Readable, int | None]:
-    """The request body as a stream, and its length when declared.
+def body_stream(request: HttpRequest) -> Body:
+    """The request body as a stream, with its length when declared.
 
     Never ``request.body``: bytes are read in bounded chunks. A chunked body
     (no Content-Length) is read straight from the server's input where the
     server delimits it (``wsgi.input_terminated``).
     """
     declared = request.META.get("CONTENT_LENGTH")
+    sock = request_socket(request.META)
     if declared not in (None, ""):
-        return request, protocol.parse_int(declared, "Content-Length")
+        return Body(request, protocol.parse_int(declared, "Content-Length"), sock)
     if request.META.get("wsgi.input_terminated"):
-        return request.META["wsgi.input"], None
+        return Body(request.META["wsgi.input"], None, sock)
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         # The server did not delimit the chunked body for us: reading would
         # see nothing, and answering as if the body were empty would lie.
         raise LengthRequired()
-    return _Empty(), 0
+    return Body(Empty(), 0)
 
 
 def get_session(upload_id: str) -> TusSession:
@@ -168,9 +165,9 @@ class TusUploadsView(TusView):
         pre_create(request, length, metadata)
         with_body = request.content_type == protocol.OFFSET_CONTENT_TYPE
         checksum = protocol.parse_checksum(headers.get("Upload-Checksum")) if with_body else None
-        stream, content_length = body_stream(request) if with_body else (_Empty(), 0)
-        if length is not None and content_length is not None and content_length > length:
-            raise TooLarge(f"The body of {content_length} bytes goes past Upload-Length ({length}).")
+        body = body_stream(request) if with_body else Body(Empty(), 0)
+        if length is not None and body.length is not None and body.length > length:
+            raise TooLarge(f"The body of {body.length} bytes goes past Upload-Length ({length}).")
 
         backend = S3Backend()
         session = create_session(
@@ -183,9 +180,9 @@ class TusUploadsView(TusView):
         )
         if length == 0:
             complete_empty(session, backend)
-        elif with_body and content_length != 0:
+        elif with_body and body.length != 0:
             try:
-                _receive(session, stream, content_length, checksum, backend)
+                _receive(session, body, checksum, backend)
             except TusError:
                 # The client never learns this upload's URL, so nobody could
                 # resume it: free whatever it stored and let the error stand.
@@ -221,6 +218,12 @@ class TusUploadView(TusView):
     def head(self, request: HttpRequest, upload_id: str) -> HttpResponse:
         session = get_session(upload_id)
         check_permission(request, "head", session)
+        if session.lease_token:
+            # A request holds it (often one whose client vanished and is now
+            # asking here): have it hand over, so the offset answered is
+            # what it kept.
+            wait_released(session.id)
+            session = get_session(upload_id)
         if session.completion_pending:
             # Every byte arrived but completing the object failed. A client
             # that sees offset == length stops, so finish it now, or answer
@@ -253,16 +256,16 @@ class TusUploadView(TusView):
             raise InvalidHeader("PATCH requires Upload-Offset.")
         length = protocol.parse_int(request.headers.get("Upload-Length"), "Upload-Length")
         checksum = protocol.parse_checksum(request.headers.get("Upload-Checksum"))
-        stream, content_length = body_stream(request)
+        body = body_stream(request)
         _check_offset(session, offset)
         if session.state == State.COMPLETED:
-            if content_length:
+            if body.length:
                 raise TooLarge("The upload is already complete.")
             response = HttpResponse(status=204)
             _upload_headers(response, session)
             return response
 
-        _receive(session, stream, content_length, checksum, S3Backend(), length=length, offset=offset)
+        _receive(session, body, checksum, S3Backend(), length=length, offset=offset)
         response = HttpResponse(status=204)
         _upload_headers(response, session)
         return response
@@ -308,7 +311,7 @@ def _created(request: HttpRequest, session: TusSession) -> HttpResponse:
 
 def _finish_pending(session: TusSession, backend: S3Backend) -> None:
     try:
-        lease = Lease.acquire(session.id)
+        lease = Lease.acquire(session.id, wait=0)
     except Locked:
         # The request that holds it is completing the upload right now.
         return
@@ -331,15 +334,15 @@ def _check_offset(session: TusSession, offset: int) -> None:
 
 def _receive(
     session: TusSession,
-    stream: Readable,
-    content_length: int | None,
+    body: Body,
     checksum: protocol.Checksum | None,
     backend: S3Backend,
     *,
     length: int | None = None,
     offset: int = 0,
 ) -> None:
-    """Hold the lease, re-read the row under it, and apply the body."""
+    """Take the lease (a request holding it is asked to hand over), re-read
+    the row under it, and apply the body."""
     lease = Lease.acquire(session.id)
     try:
         session.refresh_from_db()
@@ -352,7 +355,7 @@ def _receive(
             elif length != session.length:
                 raise InvalidHeader(f"Upload-Length is {session.length} and cannot change.")
         try:
-            Receiver(session, lease, backend).receive(stream, content_length, checksum)
+            Receiver(session, lease, backend).receive(body, checksum)
         except TusTailMissing:
             signals.send_tail_missing(session, tus_settings.NODE_NAME)
             raise

@@ -46,11 +46,7 @@ BUCKET = "rindle-cluster"
 LOCATION = "cluster"
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
-# node-a and node-b: long enough that a request a test holds mid-body keeps
-# its lease. node-f, which the fault tests kill: short, so that the lease a
-# killed request leaves in the row runs out quickly.
-LEASE_SECONDS = 8.0
-FAULT_LEASE_SECONDS = 2.0
+# node-f, which the S3 fault tests black-hole: a read timeout of seconds, not a minute.
 FAULT_S3_READ_TIMEOUT = 3
 HTTP_TIMEOUT = 120
 
@@ -80,7 +76,7 @@ class ClusterDatabase:
     """A database of the cluster's own: the app servers cannot see pytest-django's."""
 
     COLUMNS = ("id", "state", "offset", "length", "part_size", "upload_id", "parts", "tail_node",
-               "lease_token", "key", "last_error")
+               "lease_token", "lease_holder", "key", "last_error")
 
     def __init__(self, base_url: str, workdir: Path) -> None:
         self.postgres = base_url.startswith(("postgres://", "postgresql://"))
@@ -298,6 +294,7 @@ class Node:
     env: dict[str, str]
     shared_tail: bool = False
     workers: int = 2
+    worker_class: str = "gthread"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -341,7 +338,8 @@ class Node:
                 [
                     sys.executable, "-m", "gunicorn", "example_project.wsgi",
                     "--bind", f"127.0.0.1:{self.port}",
-                    "--workers", str(self.workers), "--worker-class", "gthread", "--threads", "4",
+                    "--workers", str(self.workers), "--worker-class", self.worker_class,
+                    *(["--threads", "4"] if self.worker_class == "gthread" else []),
                     "--timeout", "120", "--graceful-timeout", "3",
                     "--access-logfile", "-", "--error-logfile", "-",
                     *_NO_CONTROL_SOCKET,
@@ -386,6 +384,12 @@ class Node:
             return []
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in children.read_text().split()]
+
+    def holder_pid(self, row: dict[str, Any]) -> int:
+        """The process of this node that holds the row's lease."""
+        name, _machine, pid, _start = row["lease_holder"].split(" ")
+        assert name == self.name and int(pid) in self.worker_pids(), row
+        return int(pid)
 
     def kill_workers(self) -> list[int]:
         """SIGKILL every worker but not the master (the OOM killer's way): the
@@ -683,9 +687,10 @@ def migrate(database: ClusterDatabase, env: dict[str, str], workdir: Path) -> No
 
 @contextmanager
 def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Iterator[Cluster]:
-    """``node-a`` and ``node-b`` for routing and concurrency, ``node-f``
-    (short lease) for the fault tests that kill it, and ``node-s1`` and
-    ``node-s2`` keeping their tails in S3 (``RINDLE_TUS_TAIL_STORE = "s3"``)."""
+    """``node-a`` and ``node-b`` for routing and concurrency, ``node-f`` for
+    the fault tests that kill it, ``node-s1`` and ``node-s2`` keeping their
+    tails in S3 (``RINDLE_TUS_TAIL_STORE = "s3"``), and ``node-y`` on
+    gunicorn's sync worker. Every node runs with the default lease settings."""
     ensure_bucket(s3_endpoint, BUCKET, timeout=30)
     database = ClusterDatabase(database_url, workdir)
     relay = S3Relay(s3_endpoint)
@@ -713,15 +718,16 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
             "PYTHONUNBUFFERED": "1",
         })
         migrate(database, base_env, workdir)
-        for name, lease in (("node-a", LEASE_SECONDS), ("node-b", LEASE_SECONDS), ("node-f", FAULT_LEASE_SECONDS)):
-            env = {**base_env, "RINDLE_TUS_LEASE_SECONDS": str(lease)}
+        for name in ("node-a", "node-b", "node-f"):
+            env = dict(base_env)
             if name == "node-f":
-                # A black-holed S3 shows within seconds, not the default minute.
                 env["AWS_S3_READ_TIMEOUT"] = str(FAULT_S3_READ_TIMEOUT)
             nodes[name] = Node(name, workdir / name, env)
         for name in ("node-s1", "node-s2"):
-            env = {**base_env, "RINDLE_TUS_LEASE_SECONDS": str(FAULT_LEASE_SECONDS), "RINDLE_TUS_TAIL_STORE": "s3"}
+            env = {**base_env, "RINDLE_TUS_TAIL_STORE": "s3"}
             nodes[name] = Node(name, workdir / name, env, shared_tail=True, workers=1)
+        # gunicorn's sync worker: one request per process, so a stalled one holds a whole worker.
+        nodes["node-y"] = Node("node-y", workdir / "node-y", dict(base_env), worker_class="sync")
         start_nodes(list(nodes.values()))
         yield Cluster(workdir, s3_endpoint, database, relay, nodes, s3_client(s3_endpoint))
     finally:
@@ -760,16 +766,12 @@ def offset_of(url: str) -> int:
     return int(response.headers["Upload-Offset"])
 
 
-def resume(url: str, data: bytes, lease_wait: float = 60) -> requests.Response:
-    """Send the rest of ``data`` from HEAD's offset, waiting out a lease a
-    killed request left behind (423 until it expires)."""
-    deadline = time.monotonic() + lease_wait
-    while True:
-        offset = offset_of(url)
-        response = patch(url, data[offset:], offset)
-        if response.status_code != 423 or time.monotonic() > deadline:
-            return response
-        time.sleep(0.25)
+def resume(url: str, data: bytes) -> requests.Response:
+    """What a tus client does after a failure, once: HEAD, then send the rest
+    from the offset it answers. No retry: a request the failure left holding
+    the upload must hand it over (or be gone) within that HEAD."""
+    offset = offset_of(url)
+    return patch(url, data[offset:], offset)
 
 
 def session_id_of(url: str) -> str:

@@ -206,16 +206,16 @@ class LeaseWatch:
 
 @pytest.fixture
 def lease_watch(monkeypatch: pytest.MonkeyPatch) -> LeaseWatch:
-    from rindle_tus.locking import Lease
+    from rindle_tus import locking
 
     watch = LeaseWatch(monkeypatch, [], [])
-    renew = Lease.renew
+    renew = locking._renew
 
-    def timed(self: Lease) -> None:
+    def timed(leases: list[locking.Lease]) -> None:
         watch.renewals.append(time.monotonic())
-        renew(self)
+        renew(leases)
 
-    monkeypatch.setattr(Lease, "renew", timed)
+    monkeypatch.setattr(locking, "_renew", timed)
     return watch
 
 

@@ -4,8 +4,10 @@ The S3 endpoint is filled in by the ``s3`` fixture in ``conftest.py``.
 """
 
 import os
+import tempfile
 
 import dj_database_url
+import django
 from corsheaders.defaults import default_headers
 
 from rindle_tus import cors as rindle_cors
@@ -51,6 +53,19 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite:///:memory:"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not Django's shared in-memory database: the lease heartbeat and
+    # the live server's threads each use a connection of their own, and
+    # SQLite's shared cache answers "table is locked" at once where a file
+    # waits its turn.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"rindle-tus-tests-{os.getpid()}.sqlite3")
+    }
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    if django.VERSION >= (5, 1):
+        # As the example project does: take the write lock when a transaction
+        # starts, so a read-then-write transaction waits instead of failing.
+        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STORAGES = {

@@ -36,6 +36,11 @@ def test_non_s3_storage_is_e002() -> None:
         ("RINDLE_TUS_MAX_SIZE", -1, "rindle_tus.E004"),
         ("RINDLE_TUS_EXPIRATION", 0, "rindle_tus.E005"),
         ("RINDLE_TUS_LEASE_SECONDS", -5, "rindle_tus.E006"),
+        ("RINDLE_TUS_LEASE_SECONDS", True, "rindle_tus.E006"),
+        ("RINDLE_TUS_LEASE_WAIT", -1, "rindle_tus.E013"),
+        ("RINDLE_TUS_LEASE_WAIT", None, "rindle_tus.E013"),
+        ("RINDLE_TUS_BODY_TIMEOUT", "30s", "rindle_tus.E014"),
+        ("RINDLE_TUS_BODY_MIN_RATE", -1, "rindle_tus.E015"),
         ("RINDLE_TUS_TAIL_STORE", "nfs", "rindle_tus.E008"),
         ("RINDLE_TUS_UPLOAD_CONCURRENCY", 0, "rindle_tus.E009"),
         ("RINDLE_TUS_RETENTION", -1, "rindle_tus.E010"),
@@ -45,6 +50,14 @@ def test_non_s3_storage_is_e002() -> None:
 )
 def test_invalid_values_have_stable_ids(setting: str, value: Any, check_id: str) -> None:
     assert _ids(**{setting: value}) == [check_id]
+
+
+def test_body_timeout_none_turns_the_stalled_body_rule_off() -> None:
+    assert _ids(RINDLE_TUS_BODY_TIMEOUT=None) == []
+
+
+def test_lease_wait_shorter_than_the_lease_is_w002() -> None:
+    assert _ids(RINDLE_TUS_LEASE_SECONDS=10, RINDLE_TUS_LEASE_WAIT=5) == ["rindle_tus.W002"]
 
 
 def test_tail_sweep_age_not_above_expiration_is_w001() -> None:

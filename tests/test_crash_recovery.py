@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rindle_tus.locking import Lease
 from rindle_tus.models import State, TusSession
 from rindle_tus.storage import tus_tail_path
 
@@ -20,21 +21,21 @@ class Crash(BaseException):
 
 @pytest.fixture
 def crash_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[[dict[str, Any]], bool]], None]]:
-    original = TusSession.commit
+    original = Lease.commit
 
     def install(predicate: Callable[[dict[str, Any]], bool]) -> None:
         fired = {"done": False}
 
-        def commit(self: TusSession, lease_token: str, **fields: Any) -> None:
+        def commit(self: Lease, session: TusSession, **fields: Any) -> None:
             if not fired["done"] and predicate(fields):
                 fired["done"] = True
                 raise Crash()
-            original(self, lease_token, **fields)
+            original(self, session, **fields)
 
-        monkeypatch.setattr(TusSession, "commit", commit)
+        monkeypatch.setattr(Lease, "commit", commit)
 
     yield install
-    monkeypatch.setattr(TusSession, "commit", original)
+    monkeypatch.setattr(Lease, "commit", original)
 
 
 def _resume(tus: TusClient, url: str, data: bytes) -> None:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import zlib
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import pytest
 import requests
@@ -234,10 +235,15 @@ def test_head_completes_an_upload_whose_completion_failed(
     assert s3.sha256(session_for(url).key) == sha256(data)
 
 
-def test_head_during_a_completion_in_progress_still_reports_the_offset(tus: TusClient, s3: S3) -> None:
+def test_head_during_a_completion_in_progress_still_reports_the_offset(
+    tus: TusClient, s3: S3, settings: Any
+) -> None:
     from rindle_tus.locking import Lease
     from rindle_tus.models import TusSession
 
+    # The completing request (the test) does not hand over; HEAD waits for
+    # that briefly and then answers from the row.
+    settings.RINDLE_TUS_LEASE_WAIT = 0.2
     data = payload(PART + 10)
     url = tus.new(len(data))
     session = session_for(url)

@@ -3,8 +3,9 @@ points of a PATCH, S3 going away mid-request, a client vanishing mid-body.
 After each, the row describes a committed state, HEAD says so, and the
 client resumes from HEAD's offset to a byte-exact object.
 
-A killed request leaves its lease in the row until it runs out
-(RINDLE_TUS_LEASE_SECONDS, short on ``node-f``); the resume waits out 423s.
+Every node runs with the default lease. The resume is what a client does,
+once: HEAD, then PATCH from its offset; a killed request's lease must not
+stand in its way (a holder gone from this machine is recognised at once).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -144,7 +145,10 @@ def test_patch_past_declared_length_is_413_and_stores_nothing(tus: TusClient) ->
     assert tus.head(url)["Upload-Offset"] == "0"
 
 
-def test_second_writer_gets_423(tus: TusClient) -> None:
+def test_second_writer_gets_423_when_the_holder_does_not_hand_over(tus: TusClient, settings: Any) -> None:
+    # The holder here is the test, which never stops: this is the lock itself,
+    # so the wait for a handover is short (a request holding it would hand over).
+    settings.RINDLE_TUS_LEASE_WAIT = 0.2
     url = tus.new(10)
     lease = Lease.acquire(session_for(url).id)
     try:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rindle_tus.exceptions import StorageError
+from rindle_tus.locking import Lease
 from rindle_tus.models import TusSession
 from rindle_tus.storage.s3 import S3Backend
 
@@ -50,16 +51,16 @@ def test_part_commits_are_paced_when_a_commit_is_slow(
     # A commit rewrites the whole parts list: with thousands of parts it takes
     # tens of milliseconds. The first part is committed at once; parts that
     # finish within SPACING x that time of the last commit wait for the next.
-    original = TusSession.commit
+    original = Lease.commit
     committed: list[int] = []
 
-    def slow(self: TusSession, lease_token: str, /, **fields: Any) -> None:
+    def slow(self: Lease, session: TusSession, **fields: Any) -> None:
         if "parts" in fields:
             committed.append(len(fields["parts"]))
             time.sleep(0.25)
-        original(self, lease_token, **fields)
+        original(self, session, **fields)
 
-    monkeypatch.setattr(TusSession, "commit", slow)
+    monkeypatch.setattr(Lease, "commit", slow)
     data = payload(6 * PART + 5, seed=8)
     url = tus.new(len(data))
     assert tus.patch(url, data[: 6 * PART], 0).status_code == 204

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from rindle_tus.body import Body
 from rindle_tus.exceptions import LeaseLost
 from rindle_tus.locking import Lease
 from rindle_tus.receiver import Receiver
@@ -90,7 +91,7 @@ def test_a_request_that_hung_past_its_lease_never_touches_the_newer_tail(
     body = HangingClient(data[MiB : MiB + sent], hang_at, hang_up, retry)
     declared = 2 * MiB if hang_up else sent
     with pytest.raises(LeaseLost):
-        Receiver(stale, Lease.acquire(stale.pk), S3Backend()).receive(body, declared, None)
+        Receiver(stale, Lease.acquire(stale.pk), S3Backend()).receive(Body(body, declared), None)
 
     assert wrong_parts == []
     session = session_for(url)

@@ -1,0 +1,161 @@
+"""A request body as the receiver reads it.
+
+* Reads are bounded and sized to the client's pace. A server's read returns
+  only once it has all it was asked for (gunicorn's does), so asking a slow
+  client for a whole MiB would hide its progress for minutes: the size
+  doubles while reads come back full and quickly, and halves while they take
+  long, between ``MIN_READ`` and ``RINDLE_TUS_READ_CHUNK_SIZE``.
+* The stalled-body rule (``stall``): a read that waits ``RINDLE_TUS_BODY_TIMEOUT``
+  seconds for its bytes, or a stretch of that many seconds spent waiting in
+  reads that brings fewer than ``RINDLE_TUS_BODY_MIN_RATE`` bytes a second,
+  ends the body. Only time spent waiting for the client counts, never time
+  the receiver spends on S3.
+* A read that blocks can be ended from another thread (``interrupt``): the
+  read side of the client's socket is shut, so the read returns what it has,
+  as on a disconnect. Only a read blocked for ``BLOCKED`` seconds is ended
+  so: a client that is still sending gets its answer on a whole connection.
+  The socket is found where the server exposes it (``request_socket``).
+* However a server reports a client that went away (OSError,
+  UnreadablePostError, gunicorn's NoMoreData...), it is a disconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any, Protocol
+
+from .conf import tus_settings
+from .exceptions import BodyStalled, TusError
+
+logger = logging.getLogger("rindle_tus")
+
+KiB = 1024
+MIN_READ = 8 * KiB
+FIRST_READ = 64 * KiB
+# A read that comes back full within this is a sign to ask for more; one that takes longer than SLOW, for less.
+QUICK = 0.05
+SLOW = 0.5
+# A read waiting this long is blocked on the client: a stop ends it. A younger
+# one returns soon by itself, and the holder then sees the stop, while the
+# connection stays whole for its response.
+BLOCKED = 0.5
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+class Empty:
+    def read(self, size: int = -1, /) -> bytes:
+        return b""
+
+
+def request_socket(environ: Mapping[str, Any]) -> socket.socket | None:
+    """The client's socket, where the server lets it be found: gunicorn (every
+    worker class) puts it in the environ; Django's development and test
+    servers read the body from a file over it."""
+    sock = environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket):
+        return sock
+    stream = environ.get("wsgi.input")
+    # Django's LimitedStream, then a BufferedReader, then its SocketIO.
+    for attribute in ("stream", "raw", "_sock"):
+        if isinstance(stream, socket.socket):
+            break
+        stream = getattr(stream, attribute, stream)
+    return stream if isinstance(stream, socket.socket) else None
+
+
+class Body:
+    def __init__(self, stream: Readable, length: int | None, sock: socket.socket | None = None) -> None:
+        self.stream = stream
+        # Content-Length; None for a chunked body.
+        self.length = length
+        self.received = 0
+        self.disconnected = False
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._largest = max(1, tus_settings.READ_CHUNK_SIZE)
+        self._size = min(FIRST_READ, self._largest)
+        self._timeout = tus_settings.BODY_TIMEOUT
+        self._min_rate = tus_settings.BODY_MIN_RATE
+        self._reading_since: float | None = None
+        self._read_time = 0.0
+        # Read time and bytes received when the current window of the rate rule began.
+        self._window = (0.0, 0)
+
+    def read(self, size: int) -> bytes:
+        """At most ``size`` bytes; b"" at the end of the body or when the client is gone."""
+        size = max(1, min(size, self._size))
+        started = time.monotonic()
+        with self._lock:
+            self._reading_since = started
+        data = b""
+        try:
+            data = self.stream.read(size)
+        except TusError:
+            raise
+        except Exception:
+            logger.debug("reading the request body failed", exc_info=True)
+            self.disconnected = True
+        finally:
+            took = time.monotonic() - started
+            with self._lock:
+                self._reading_since = None
+                self._read_time += took
+                self.received += len(data)
+        if not data and self.length is not None:
+            # Content-Length promised more.
+            self.disconnected = True
+        if len(data) == size and took < QUICK:
+            self._size = min(self._size * 2, self._largest)
+        elif took > SLOW:
+            self._size = max(self._size // 2, min(MIN_READ, self._largest))
+        return data
+
+    def stall(self) -> TusError | None:
+        """The stalled-body rule; run from the heartbeat thread."""
+        if self._timeout <= 0:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            reading = self._reading_since
+            read_time = self._read_time + (now - reading if reading is not None else 0.0)
+            received = self.received
+            window_time, window_bytes = self._window
+        if reading is not None and now - reading >= self._timeout:
+            return BodyStalled(
+                f"No byte of the body arrived for {self._timeout:g} s; the {received} bytes before were kept."
+            )
+        if read_time - window_time < self._timeout:
+            return None
+        rate = (received - window_bytes) / (read_time - window_time)
+        if rate < self._min_rate:
+            return BodyStalled(
+                f"The body arrived at {rate:.0f} bytes/s, slower than the {self._min_rate:g} this server "
+                f"accepts; the {received} bytes before were kept."
+            )
+        with self._lock:
+            self._window = (read_time, received)
+        return None
+
+    def interrupt(self) -> None:
+        """End a read blocked on the client (from any thread): shut the
+        socket's read side. The response can still be written. Without a
+        socket, or with no read blocked, nothing."""
+        with self._lock:
+            reading = self._reading_since
+            if self._sock is not None and reading is not None and time.monotonic() - reading >= BLOCKED:
+                # socket.socket's own shutdown: an SSLSocket's would also tear down TLS for the response.
+                with suppress(OSError):
+                    socket.socket.shutdown(self._sock, socket.SHUT_RD)
+
+    def close(self) -> None:
+        """Reading is over: never touch the socket again (the server may reuse it)."""
+        with self._lock:
+            self._sock = None
