@@ -111,8 +111,9 @@ if os.environ.get("RINDLE_TUS_UPLOAD_CONCURRENCY"):
     RINDLE_TUS_UPLOAD_CONCURRENCY = int(os.environ["RINDLE_TUS_UPLOAD_CONCURRENCY"])
 if os.environ.get("RINDLE_TUS_TAIL_STORE"):
     RINDLE_TUS_TAIL_STORE = os.environ["RINDLE_TUS_TAIL_STORE"]
-if os.environ.get("RINDLE_TUS_LEASE_SECONDS"):
-    RINDLE_TUS_LEASE_SECONDS = float(os.environ["RINDLE_TUS_LEASE_SECONDS"])
+for _name in ("LEASE_SECONDS", "LEASE_WAIT", "BODY_TIMEOUT", "BODY_MIN_RATE"):
+    if os.environ.get(f"RINDLE_TUS_{_name}"):
+        globals()[f"RINDLE_TUS_{_name}"] = float(os.environ[f"RINDLE_TUS_{_name}"])
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -36,7 +36,7 @@ logger = logging.getLogger("rindle_tus")
 
 KiB = 1024
 MIN_READ = 8 * KiB
-FIRST_READ = 64 * KiB
+FIRST_READ = MIN_READ
 # A read that comes back full within this is a sign to ask for more; one that takes longer than SLOW, for less.
 QUICK = 0.05
 SLOW = 0.5
@@ -62,13 +62,15 @@ def request_socket(environ: Mapping[str, Any]) -> socket.socket | None:
     sock = environ.get("gunicorn.socket")
     if isinstance(sock, socket.socket):
         return sock
+    # Django's LimitedStream (which keeps only its stream's bound read), then
+    # a BufferedReader, then its SocketIO.
     stream = environ.get("wsgi.input")
-    # Django's LimitedStream, then a BufferedReader, then its SocketIO.
-    for attribute in ("stream", "raw", "_sock"):
+    for _ in range(4):
         if isinstance(stream, socket.socket):
-            break
-        stream = getattr(stream, attribute, stream)
-    return stream if isinstance(stream, socket.socket) else None
+            return stream
+        inner = getattr(stream, "raw", None) or getattr(stream, "_sock", None)
+        stream = inner if inner is not None else getattr(getattr(stream, "_read", None), "__self__", None)
+    return None
 
 
 class Body:

@@ -447,8 +447,8 @@ class Heartbeat:
     Every ``TICK`` it runs the holders' watches; every ``POLL`` it looks for
     release requests and lost leases; every third of a lease it renews them
     all in one UPDATE, so the cost per process does not grow with the number
-    of uploads it serves. With no lease held it closes its database
-    connection and sleeps until one is taken.
+    of uploads it serves. With no lease held it sleeps until one is taken,
+    and with none to keep in the database it holds no connection.
     """
 
     def __init__(self) -> None:
@@ -472,6 +472,7 @@ class Heartbeat:
     def remove(self, lease: Lease) -> None:
         with self._cond:
             self._leases.pop(id(lease), None)
+            self._cond.notify_all()
 
     def held(self) -> list[Lease]:
         with self._cond:
@@ -480,19 +481,19 @@ class Heartbeat:
     def _run(self) -> None:
         polled = renewed = 0.0
         while True:
-            with self._cond:
-                idle = not self._leases
-            if idle:
-                # Hold no connection while nothing is leased.
-                connections.close_all()
-                with self._cond:
-                    while not self._leases:
-                        self._cond.wait()
             leases = self.held()
+            shared = [lease for lease in leases if lease.shared]
+            if not shared:
+                # Hold no connection while there is no database work.
+                connections.close_all()
+                if not leases:
+                    with self._cond:
+                        while not self._leases:
+                            self._cond.wait()
+                    continue
             now = time.monotonic()
             for lease in leases:
                 _quietly(lease._run_watches)
-            shared = [lease for lease in leases if lease.shared]
             try:
                 if shared and now - polled >= POLL:
                     polled = now
@@ -507,7 +508,9 @@ class Heartbeat:
                 log = logger.exception if self._errors in (1, 10, 100) else logger.debug
                 log("heartbeat: keeping %d leases alive failed (%d in a row)", len(shared), self._errors)
                 connections.close_all()
-            time.sleep(TICK)
+            with self._cond:
+                # Woken early by a release, so the connection goes with the last lease.
+                self._cond.wait(TICK)
 
 
 heartbeat = Heartbeat()

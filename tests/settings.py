@@ -54,13 +54,14 @@ TEMPLATES = [
 
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite:///:memory:"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not Django's shared in-memory database: the lease heartbeat and
-    # the live server's threads each use a connection of their own, and
-    # SQLite's shared cache answers "table is locked" at once where a file
-    # waits its turn.
-    DATABASES["default"]["TEST"] = {
-        "NAME": os.path.join(tempfile.gettempdir(), f"rindle-tus-tests-{os.getpid()}.sqlite3")
-    }
+    # Files, not Django's shared in-memory database: the lease heartbeat and
+    # the live server's threads each use a connection of their own (an
+    # in-memory database's one connection would be shared between threads),
+    # and SQLite's shared cache answers "table is locked" at once where a
+    # file waits its turn.
+    _db_file = os.path.join(tempfile.gettempdir(), f"rindle-tus-tests-{os.getpid()}")
+    DATABASES["default"]["NAME"] = f"{_db_file}.sqlite3"
+    DATABASES["default"]["TEST"] = {"NAME": f"{_db_file}-test.sqlite3"}
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     if django.VERSION >= (5, 1):
         # As the example project does: take the write lock when a transaction
