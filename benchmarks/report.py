@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 
+from . import faults as fault_report
 from .profile import profile_markdown
 from .scenarios import Measurement, Sizes, titles
 
@@ -100,6 +101,7 @@ def markdown(
     context: dict[str, Any],
     big: dict[str, Any] | None = None,
     profile: str | None = None,
+    faults: dict[str, Any] | None = None,
 ) -> str:
     info = context["machine"]
     lines = [
@@ -108,8 +110,13 @@ def markdown(
         f"- Date: {context['date']}; rindle_tus at {context['revision']}",
         f"- Machine: {info['cpu']}, {info['cores']} cores, {info['memory']} memory; {info['system']}; "
         f"Python {info['python']}, Node {context['node']}",
-        f"- Mode: {context['mode']}; runs per measurement: {context['runs']} (medians shown); "
-        f"part size {context['part_size'] // MiB} MiB for every uploader",
+        f"- Mode: {context['mode']}; "
+        + (
+            f"runs per measurement: {context['runs']} (medians shown); "
+            if measurements
+            else f"fault measurements only, {(faults or {}).get('settings', {}).get('runs', '?')} runs per fault; "
+        )
+        + f"part size {context['part_size'] // MiB} MiB for every uploader",
         f"- S3: SeaweedFS {context['seaweedfs']} on loopback, one instance for the whole run",
         f"- Database (rindle): {context['database']}",
         f"- rindle: `{context['rindle_settings']}`",
@@ -119,17 +126,19 @@ def markdown(
         f"{context['peer_versions']['tus-js-client']} under Node; limit = boto3 upload_fileobj "
         "(TransferConfig with the part size, default concurrency 10)",
         f"- Every upload's stored object was read back and its SHA-256 matched the hash computed "
-        f"while sending ({context['verified']} objects).",
+        f"while sending ({context['verified']} objects)"
+        + ("; for the fault uploads, the generator's own hash (a retry sends bytes again)." if faults else "."),
         f"- Duration: {context['duration']}",
     ]
     if context.get("note"):
         lines += ["", f"> {context['note']}"]
-    lines += [
-        "",
-        "| Scenario | Client | limit | rindle | peer | rindle/limit | rindle/peer | rindle peak RSS (MiB) "
-        "| peer peak RSS (MiB) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    if measurements:
+        lines += [
+            "",
+            "| Scenario | Client | limit | rindle | peer | rindle/limit | rindle/peer | rindle peak RSS (MiB) "
+            "| peer peak RSS (MiB) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     for row in rows(measurements):
         unit = row.unit
         limit = _num(row.value.get("limit"))
@@ -164,6 +173,12 @@ def markdown(
         ]
     if profile:
         lines += ["", "## Where a rindle worker spends its time (scenario 1, py-spy)", "", profile]
+    if faults:
+        if faults.get("error"):
+            lines += ["", f"> The fault measurements failed: {faults['error']}"]
+        lines += fault_report.markdown(faults)
+    if not measurements:
+        return "\n".join([*lines, 'See benchmarks/README.md, "Faults".', ""])
     lines += [
         "",
         "Columns: throughput is the median over the runs (MiB/s for uploads, from the first request to the last "
@@ -233,15 +248,23 @@ def write(out: Path, stem: str, data: dict[str, Any]) -> None:
         cpu, wall = (path.read_text() if path.exists() else None for path in raws)
         profile = profile_markdown(data["profile_header"], cpu, wall)
     (out / f"{stem}.md").write_text(
-        markdown(measurements, titles=title_map, context=context, big=data.get("big"), profile=profile)
+        markdown(
+            measurements,
+            titles=title_map,
+            context=context,
+            big=data.get("big"),
+            profile=profile,
+            faults=data.get("faults"),
+        )
     )
-    chart(
-        measurements,
-        title_map,
-        out / f"{stem}.png",
-        f"rindle_tus vs @tus/server (+s3-store) vs boto3 limit: SeaweedFS on loopback, "
-        f"{context['machine']['cores']} cores, {context['date']}, medians of {context['runs']} run(s)",
-    )
+    if measurements:
+        chart(
+            measurements,
+            title_map,
+            out / f"{stem}.png",
+            f"rindle_tus vs @tus/server (+s3-store) vs boto3 limit: SeaweedFS on loopback, "
+            f"{context['machine']['cores']} cores, {context['date']}, medians of {context['runs']} run(s)",
+        )
     (out / f"{stem}.json").write_text(json.dumps(data, indent=1))
 
 
@@ -253,7 +276,8 @@ def main() -> None:
     args = parser.parse_args()
     path: Path = args.json
     write(path.parent, path.stem, json.loads(path.read_text()))
-    print(f"wrote {path.with_suffix('.md')} and {path.with_suffix('.png')}")
+    png = path.with_suffix(".png")
+    print(f"wrote {path.with_suffix('.md')}" + (f" and {png}" if png.exists() else ""))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--runs N] [--big] [--profile]``.
+"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--runs N] [--big] [--profile] [--faults]``.
 
 Starts one SeaweedFS, a fresh PostgreSQL database, rindle_tus under gunicorn
 and the @tus/server peer; runs every scenario against the limit (boto3), rindle
@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import faults, report
 from .rss import RssSampler, tree_rss
 from .scenarios import FULL, QUICK, Bench, Measurement, Sizes, size_label
 from .servers import (
@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke test")
     parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3, --quick 1)")
-    parser.add_argument("--scenarios", default="1,2,3,4", help="which scenarios, e.g. 1,3 (default all)")
+    parser.add_argument(
+        "--scenarios", default="1,2,3,4", help="which scenarios, e.g. 1,3 (default all); 'faults' for the faults"
+    )
     parser.add_argument("--big", action="store_true", help="also one 4 GiB single-PATCH upload to rindle")
     parser.add_argument("--profile", action="store_true", help="py-spy the rindle workers during one scenario 1")
     parser.add_argument("--js-all", action="store_true", help="tus-js-client in scenario 3 too")
@@ -58,6 +60,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--database",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
         help="PostgreSQL URL used to create (and drop) a fresh database; 'sqlite' for a SQLite file",
+    )
+    parser.add_argument("--faults", action="store_true", help="also the fault recovery and heartbeat measurements")
+    parser.add_argument("--fault-runs", type=int, default=None, help="runs per fault (default 10, --quick 2)")
+    parser.add_argument("--fault-size", type=int, default=None, help="bytes of each fault upload (default 64 MiB)")
+    parser.add_argument("--fault-at", type=int, default=None, help="body bytes before the fault (default 28 MiB)")
+    parser.add_argument(
+        "--heartbeat-window", type=float, default=None, help="seconds of each heartbeat window (default 20)"
+    )
+    parser.add_argument(
+        "--heartbeat-counts", default=None, help="uploads held open in each heartbeat window (default 1,8,32)"
     )
     parser.add_argument("--out", type=Path, default=None, help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, S3 data)")
@@ -161,14 +173,32 @@ def warm_up(bench: Bench, servers: list[Any], part_size: int) -> None:
         bench.verify(sent)
 
 
+def fault_settings(args: argparse.Namespace) -> faults.FaultSettings:
+    base = faults.QUICK_FAULTS if args.quick else faults.FaultSettings()
+    counts = args.heartbeat_counts
+    return faults.FaultSettings(
+        runs=args.fault_runs or base.runs,
+        size=args.fault_size or base.size,
+        fault_at=args.fault_at or base.fault_at,
+        heartbeat_counts=tuple(int(c) for c in counts.split(",")) if counts else base.heartbeat_counts,
+        heartbeat_window=args.heartbeat_window or base.heartbeat_window,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes: Sizes = QUICK if args.quick else FULL
     runs = args.runs or (1 if args.quick else 3)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    with_faults = args.faults or "faults" in scenarios
+    scenarios = [s for s in scenarios if s != "faults"]
+    fault_config = fault_settings(args)
+    if with_faults and not 0 < fault_config.fault_at < fault_config.size:
+        raise SystemExit("--fault-at must be inside the upload (--fault-size)")
     out: Path = args.out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if args.quick and args.out is None else "latest"
+    # A faults-only run does not overwrite a full result.
+    stem = "quick" if args.quick and args.out is None else ("faults" if not scenarios else "latest")
     workdir = Path(tempfile.mkdtemp(prefix="rindle-bench-"))
     started_at = datetime.now(timezone.utc)
     load_before = os.getloadavg()
@@ -212,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
 
         # The measurements first, so that a failure in the extras below loses nothing.
         (out / f"{stem}.json").write_text(json.dumps({"measurements": [m.as_dict() for m in measurements]}, indent=1))
+        fault_data: dict[str, Any] | None = None
+        fault_error = None
+        if with_faults:
+            fault_data = {}
+            try:
+                faults.measure(bench, rindle, peer, database, fault_config, log, fault_data)
+            except Exception as exc:  # noqa: BLE001 - reported, and what was measured is still written
+                fault_error = exc
+                fault_data["error"] = repr(exc)
+                log(f"the fault measurements failed: {exc!r}")
         profile = big = None
         try:
             if args.profile:
@@ -243,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             "revision": revision,
             "note": f"Load average (1 min) {load_before[0]:.2f} before the run and {load_after[0]:.2f} after: "
             "other work on the machine shows up as noise.",
+            "scenarios": scenarios,
         }
         report.write(
             out,
@@ -253,12 +294,15 @@ def main(argv: list[str] | None = None) -> int:
                 "measurements": [m.as_dict() for m in measurements],
                 "big": big,
                 "profile_header": profile,
+                "faults": fault_data,
             },
         )
-        log(f"wrote {out / stem}.md, .png and .json; {bench.verified} objects verified")
+        log(f"wrote {out / stem}.md{', .png' if measurements else ''} and .json; {bench.verified} objects verified")
         left = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket).get("Contents", [])]
         log(f"objects left in the bucket: {len(left)} {left[:4]}")
-        return 0
+        if isinstance(fault_error, AssertionError):
+            raise fault_error  # a stored object that does not match: the run fails
+        return 1 if fault_error else 0
     finally:
         if peer:
             peer.stop()

@@ -17,6 +17,13 @@
   The socket is found where the server exposes it (``request_socket``).
 * However a server reports a client that went away (OSError,
   UnreadablePostError, gunicorn's NoMoreData...), it is a disconnect.
+* A body left unread by a refusal is read off and dropped after the answer
+  has gone out (``discard``), at most ``DISCARD_BYTES`` for at most
+  ``DISCARD_SECONDS``. A server that closes with the body unread sends a
+  reset that can reach the client before it reads the answer (tus-js-client
+  then sees only EPIPE); a client that has the answer stops sending, so the
+  bounded discard usually takes all that is left, and a short body leaves the
+  connection fit for the next request.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ SLOW = 0.5
 # one returns soon by itself, and the holder then sees the stop, while the
 # connection stays whole for its response.
 BLOCKED = 0.5
+DISCARD_BYTES = 4 * 1024 * KiB
+DISCARD_SECONDS = 2.0
 
 
 class Readable(Protocol):
@@ -74,13 +83,20 @@ def request_socket(environ: Mapping[str, Any]) -> socket.socket | None:
 
 
 class Body:
-    def __init__(self, stream: Readable, length: int | None, sock: socket.socket | None = None) -> None:
+    def __init__(
+        self, stream: Readable, length: int | None, sock: socket.socket | None = None, *, discardable: bool = False
+    ) -> None:
         self.stream = stream
         # Content-Length; None for a chunked body.
         self.length = length
         self.received = 0
         self.disconnected = False
+        self.ended = False
         self._sock = sock
+        # Whether what is left may be discarded once answered, under a read
+        # timeout on the socket (gunicorn's reader survives one; it does the
+        # same for its own drain).
+        self._discard_sock = sock if discardable else None
         self._lock = threading.Lock()
         self._largest = max(1, tus_settings.READ_CHUNK_SIZE)
         self._size = min(FIRST_READ, self._largest)
@@ -111,9 +127,12 @@ class Body:
                 self._reading_since = None
                 self._read_time += took
                 self.received += len(data)
-        if not data and self.length is not None:
-            # Content-Length promised more.
-            self.disconnected = True
+        if not data:
+            if self.length is not None:
+                # Content-Length promised more.
+                self.disconnected = True
+            elif not self.disconnected:
+                self.ended = True
         if len(data) == size and took < QUICK:
             self._size = min(self._size * 2, self._largest)
         elif took > SLOW:
@@ -158,6 +177,41 @@ class Body:
                     socket.socket.shutdown(self._sock, socket.SHUT_RD)
 
     def close(self) -> None:
-        """Reading is over: never touch the socket again (the server may reuse it)."""
+        """Reading is over: never interrupt the socket again (the server may reuse it)."""
         with self._lock:
             self._sock = None
+
+    @property
+    def unread(self) -> bool:
+        """Whether the client may still be sending bytes nobody read."""
+        if self.disconnected or self.ended:
+            return False
+        return self.length is None or self.received < self.length
+
+    def discard(self) -> None:
+        """Read off and drop what the client still sends, within the bounds;
+        the server then keeps the connection (the body was all read) or ends
+        it. Called once the answer was written (from the response's close)."""
+        sock = self._discard_sock
+        if sock is None or not self.unread:
+            return
+        deadline = time.monotonic() + DISCARD_SECONDS
+        left = DISCARD_BYTES
+        prior = sock.gettimeout()
+        try:
+            while left > 0 and self.unread:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    break
+                sock.settimeout(wait)
+                want = min(64 * KiB, left, self.length - self.received if self.length is not None else left)
+                data = self.stream.read(want)
+                if not data:
+                    break
+                left -= len(data)
+                self.received += len(data)
+        except Exception:  # a timeout, or the client gone: the server closes the connection
+            logger.debug("discarding a refused body stopped", exc_info=True)
+        finally:
+            with suppress(OSError):
+                sock.settimeout(prior)

@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from django.db import connection, connections, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, Q, QuerySet
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from .conf import tus_settings
-from .exceptions import LeaseLost, Locked, TusError, UploadInterrupted
+from .exceptions import LeaseLost, Locked, TusError, UploadInterrupted, UploadNotFound
 from .models import TusSession
 
 logger = logging.getLogger("rindle_tus")
@@ -93,11 +93,14 @@ def _read(path: str) -> str:
 
 
 def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot, or "" if there is none."""
+    """The process's start time in clock ticks since boot, or "" if it is
+    not running (no such process, or a zombie its parent has not reaped)."""
     stat = _read(f"/proc/{pid}/stat")
     # The command name (field 2) may hold spaces and parentheses; it ends at the last ")".
     fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else ""
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return ""
+    return fields[19]
 
 
 @functools.lru_cache(maxsize=1)
@@ -164,20 +167,19 @@ class Lease:
     # -- taking it -----------------------------------------------------------
 
     @classmethod
-    def acquire(cls, session_id: str, *, wait: float | None = None) -> Lease:
+    def acquire(cls, session_id: str, *, wait: float | None = None, arrival: int | None = None) -> Lease:
         """Take the session's lease.
 
         If another request holds it, ask that request to release it and wait
         up to ``wait`` seconds (``RINDLE_TUS_LEASE_WAIT`` by default) for it
         to; then answer 423.
-        """
-        lease = _handover(session_id, wait, lambda: cls._take(session_id))
-        if lease is None:
-            raise Locked()
-        return lease
 
-    @classmethod
-    def _take(cls, session_id: str) -> Lease | None:
+        ``arrival`` is the session's ``lease_epoch`` as the request found it
+        when it arrived. If a newer request has taken the lease or answered a
+        HEAD since, this one gives way (400 ``upload_interrupted``) instead of
+        taking the upload over from it: a request cut by the network can
+        reach its view after the client's retry has already been answered.
+        """
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
         fields = {
@@ -186,17 +188,8 @@ class Lease:
             "lease_holder": holder_id(),
             "lease_release_requested": False,
         }
-        rows = TusSession.objects.filter(pk=session_id)
-        taken = rows.filter(free()).update(**fields)
-        if not taken:
-            held = rows.values_list("lease_token", "lease_holder").first()
-            if held is None or not held[0] or not holder_gone(held[1]):
-                return None
-            # The holder's process is gone from this machine: its lease can only lapse.
-            taken = rows.filter(lease_token=held[0]).update(**fields)
-            if not taken:
-                return None
-            logger.info("upload %s: took over the lease of %s, which is gone", session_id, describe_holder(held[1]))
+        if not _handover(session_id, wait, arrival, lambda: _seize(session_id, arrival, fields)):
+            raise Locked()
         lease = cls(session_id, token, seconds, shared=not connection.in_atomic_block)
         heartbeat.add(lease)
         return lease
@@ -207,6 +200,10 @@ class Lease:
     def stopped(self) -> TusError | None:
         """Why the holder must stop (the error to answer with), or None."""
         return self._stopped
+
+    def stopped_for(self) -> float:
+        """Seconds since the holder was asked to stop (0 if it was not)."""
+        return time.monotonic() - self._stopped_at if self._stopped is not None else 0.0
 
     def stop(self, reason: TusError) -> None:
         """Ask the holder to stop: the first reason stands. Ends a read that
@@ -311,44 +308,60 @@ class Lease:
             raise LeaseLost()
 
 
-def wait_released(session_id: str, wait: float | None = None) -> None:
-    """For a reader (HEAD): if a request holds the session, ask it to release
-    and wait (up to ``RINDLE_TUS_LEASE_WAIT``) until it has, so that the row
-    read next holds what that request kept."""
-    _handover(session_id, wait, lambda: True if _holder(session_id) is None else None)
+def settle(session_id: str, wait: float | None = None) -> None:
+    """For a HEAD, before it reads the offset to answer: have any request
+    holding the session hand it over (waiting up to ``RINDLE_TUS_LEASE_WAIT``)
+    and mark the session answered (a new ``lease_epoch``), so that a request
+    that arrived earlier but holds no lease yet can no longer change the
+    offset the client is about to resume from."""
+    _handover(session_id, wait, None, lambda: _seize(session_id, None, {}))
 
 
-def _holder(session_id: str) -> tuple[str, str] | None:
-    """The token and holder of a live lease on the session, or None if it is
-    free (or held by a process of this machine that is gone)."""
-    held = TusSession.objects.filter(pk=session_id).exclude(free()).values_list("lease_token", "lease_holder").first()
-    if held is None or not held[0] or holder_gone(held[1]):
-        return None
-    return held
+def _seize(session_id: str, arrival: int | None, fields: dict[str, Any]) -> bool:
+    """One conditional UPDATE: ``fields`` and a new epoch, if nobody holds
+    the session (or its holder is gone from this machine) and, with
+    ``arrival``, no newer request came first (then UploadInterrupted)."""
+    rows = TusSession.objects.filter(pk=session_id)
+    current = rows if arrival is None else rows.filter(lease_epoch=arrival)
+    update = {**fields, "lease_epoch": F("lease_epoch") + 1}
+    if current.filter(free()).update(**update):
+        return True
+    state = rows.values_list("lease_token", "lease_holder", "lease_epoch").first()
+    if state is None:
+        raise UploadNotFound()
+    token, holder, epoch = state
+    if arrival is not None and epoch != arrival:
+        raise UploadInterrupted("A newer request for this upload came first; nothing of this one was stored.")
+    if token and holder_gone(holder) and current.filter(lease_token=token).update(**update):
+        # The holder's process is gone from this machine: its lease could only lapse.
+        logger.info("upload %s: took over the lease of %s, which is gone", session_id, describe_holder(holder))
+        return True
+    return False
 
 
-def _handover(session_id: str, wait: float | None, attempt: Callable[[], T | None]) -> T | None:
-    """``attempt()`` until it returns something; meanwhile ask whoever holds
-    the session to release it. Gives up (None) after ``wait`` seconds."""
-    result = attempt()
-    if result is not None:
-        return result
+def _handover(session_id: str, wait: float | None, arrival: int | None, seize: Callable[[], bool]) -> bool:
+    """``seize()`` until it succeeds, meanwhile asking whoever holds the
+    session to release it; False after ``wait`` seconds."""
+    if seize():
+        return True
     deadline = time.monotonic() + (tus_settings.LEASE_WAIT if wait is None else wait)
+    rows = TusSession.objects.filter(pk=session_id)
     asked = ""
     delay = 0.02
     while True:
-        held = _holder(session_id)
-        if held is not None and held[0] != asked:
-            TusSession.objects.filter(pk=session_id, lease_token=held[0]).update(lease_release_requested=True)
+        held = rows.exclude(free()).values_list("lease_token", "lease_holder").first()
+        if held is not None and held[0] and held[0] != asked and not holder_gone(held[1]):
+            # Only a holder that took the lease before this request arrived.
+            ask = rows if arrival is None else rows.filter(lease_epoch=arrival)
+            ask.filter(lease_token=held[0]).update(lease_release_requested=True)
             asked = held[0]
             logger.info("upload %s: asked %s to hand it over", session_id, describe_holder(held[1]))
         if time.monotonic() + delay > deadline:
-            return None
+            return False
         time.sleep(delay)
         delay = min(delay * 1.5, 0.2)
-        result = attempt()
-        if result is not None:
-            return result
+        if seize():
+            return True
 
 
 def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSession, Lease]]:
@@ -377,6 +390,7 @@ def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSess
                     lease_expires_at=_expiry(seconds),
                     lease_holder=holder_id(),
                     lease_release_requested=False,
+                    lease_epoch=F("lease_epoch") + 1,
                 )
         if not ids:
             return
@@ -503,7 +517,7 @@ class Heartbeat:
                     renewed = now
                     _renew(alive)
                 self._errors = 0
-            except Exception:  # noqa: BLE001  (the next tick tries again on a new connection)
+            except Exception:  # noqa: BLE001  (the next tick tries again, on a new connection)
                 self._errors += 1
                 log = logger.exception if self._errors in (1, 10, 100) else logger.debug
                 log("heartbeat: keeping %d leases alive failed (%d in a row)", len(shared), self._errors)

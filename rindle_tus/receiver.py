@@ -37,7 +37,7 @@ from django.utils import timezone
 from . import signals
 from .body import Body
 from .conf import tus_settings
-from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError
+from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError, UploadInterrupted
 from .locking import Lease
 from .models import ConcatKind, State, TusSession
 from .pipeline import PartPipeline
@@ -46,6 +46,11 @@ from .storage.s3 import S3Backend, is_no_such_upload
 from .storage.tail import open_tail
 
 logger = logging.getLogger("rindle_tus")
+
+# How long a request asked to hand over goes on taking in what its client
+# already sent (its socket's buffer may hold megabytes a vanished client will
+# never send again). A read that blocks is ended sooner (``Body.interrupt``).
+HANDOVER_READING = 1.0
 
 
 class _CommitPacer:
@@ -162,7 +167,6 @@ class Receiver:
 
         cap = min((n for n in (body.length, remaining) if n is not None), default=None)
         chunk = tus_settings.READ_CHUNK_SIZE
-        ended = False
         try:
             while cap is None or body.received < cap:
                 want = min(chunk, part_size - fill)
@@ -176,7 +180,6 @@ class Receiver:
                 data = body.read(want)
                 self.lease.beat()
                 if not data:
-                    ended = True
                     break
                 size = len(data)
                 view[fill : fill + size] = data
@@ -192,7 +195,7 @@ class Receiver:
                     buffer = pipeline.buffer()
                     view = memoryview(buffer)
                     fill = 0
-                if self.lease.stopped is not None:
+                if self._must_stop():
                     break
             for part in pipeline.drain():
                 accept(part)
@@ -202,11 +205,8 @@ class Receiver:
                 commit_pending()
             raise
 
-        if cap is not None and body.received == cap:
-            whole = True
-        else:
-            # A chunked body ends with b"" (the server delimits it), unless cut.
-            whole = ended and not body.disconnected and self.lease.stopped is None
+        # A chunked body ends with b"" (the server delimits it), unless cut.
+        whole = (cap is not None and body.received == cap) or (body.ended and self.lease.stopped is None)
         # Why the body did not arrive whole, if it did not.
         cut: TusError | None = None if whole else (self.lease.stopped or ClientGone())
 
@@ -242,6 +242,14 @@ class Receiver:
         if cut is not None:
             logger.info("upload %s: body ended early (%s); kept %d bytes", session.id, cut.code, body.received)
             raise cut
+
+    def _must_stop(self) -> bool:
+        stopped = self.lease.stopped
+        if stopped is None:
+            return False
+        if isinstance(stopped, UploadInterrupted):
+            return self.lease.stopped_for() >= HANDOVER_READING
+        return True
 
     def _store_tail(self, data: memoryview, unchanged: int) -> None:
         # A request that lost its lease (its process stalled past it) must not

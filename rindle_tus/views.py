@@ -33,7 +33,7 @@ from .exceptions import (
     UploadNotFound,
 )
 from .hooks import check_permission, pre_create
-from .locking import Lease, wait_released
+from .locking import Lease, settle
 from .models import ConcatKind, State, TusSession, is_session_id
 from .receiver import Receiver, content_type_of
 from .storage.s3 import S3Backend, content_disposition
@@ -64,23 +64,42 @@ def error_response(request: HttpRequest, error: TusError) -> HttpResponse:
 
 
 def body_stream(request: HttpRequest) -> Body:
-    """The request body as a stream, with its length when declared.
+    """The request body as a stream, with its length when declared; one per request.
 
     Never ``request.body``: bytes are read in bounded chunks. A chunked body
     (no Content-Length) is read straight from the server's input where the
     server delimits it (``wsgi.input_terminated``).
     """
+    body: Body | None = getattr(request, "_tus_body", None)
+    if body is not None:
+        return body
     declared = request.META.get("CONTENT_LENGTH")
     sock = request_socket(request.META)
+    discardable = "gunicorn.socket" in request.META
     if declared not in (None, ""):
-        return Body(request, protocol.parse_int(declared, "Content-Length"), sock)
-    if request.META.get("wsgi.input_terminated"):
-        return Body(request.META["wsgi.input"], None, sock)
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        body = Body(request, protocol.parse_int(declared, "Content-Length"), sock, discardable=discardable)
+    elif request.META.get("wsgi.input_terminated"):
+        body = Body(request.META["wsgi.input"], None, sock, discardable=discardable)
+    elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         # The server did not delimit the chunked body for us: reading would
         # see nothing, and answering as if the body were empty would lie.
         raise LengthRequired()
-    return Body(Empty(), 0)
+    else:
+        body = Body(Empty(), 0)
+    request._tus_body = body  # type: ignore[attr-defined]
+    return body
+
+
+def _discard_unread_body(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Let the client read a refusal: drop what it still sends once the
+    answer is out (``Body.discard``), instead of resetting the connection."""
+    try:
+        body = body_stream(request)
+    except TusError:
+        return
+    if body.unread:
+        # The server calls close() once the response is written.
+        response._resource_closers.append(body.discard)  # type: ignore[attr-defined]
 
 
 def get_session(upload_id: str) -> TusSession:
@@ -131,6 +150,7 @@ class TusView(View):
                 response["Allow"] = ", ".join(m.upper() for m in self.http_method_names)
         response["Tus-Resumable"] = protocol.TUS_VERSION
         response["Cache-Control"] = "no-store"
+        _discard_unread_body(request, response)
         return response
 
     def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -218,12 +238,11 @@ class TusUploadView(TusView):
     def head(self, request: HttpRequest, upload_id: str) -> HttpResponse:
         session = get_session(upload_id)
         check_permission(request, "head", session)
-        if session.lease_token:
-            # A request holds it (often one whose client vanished and is now
-            # asking here): have it hand over, so the offset answered is
-            # what it kept.
-            wait_released(session.id)
-            session = get_session(upload_id)
+        # A request may hold it (often one whose client vanished and is now
+        # asking here): have it hand over, so the offset answered is what it
+        # kept, and no request that arrived before this one changes it later.
+        settle(session.id)
+        session = get_session(upload_id)
         if session.completion_pending:
             # Every byte arrived but completing the object failed. A client
             # that sees offset == length stops, so finish it now, or answer
@@ -273,7 +292,7 @@ class TusUploadView(TusView):
     def delete(self, request: HttpRequest, upload_id: str) -> HttpResponse:
         session = get_session(upload_id)
         check_permission(request, "delete", session)
-        lease = Lease.acquire(session.id)
+        lease = Lease.acquire(session.id, arrival=session.lease_epoch)
         try:
             session.refresh_from_db()
             terminate(session, lease, S3Backend())
@@ -343,7 +362,7 @@ def _receive(
 ) -> None:
     """Take the lease (a request holding it is asked to hand over), re-read
     the row under it, and apply the body."""
-    lease = Lease.acquire(session.id)
+    lease = Lease.acquire(session.id, arrival=session.lease_epoch)
     try:
         session.refresh_from_db()
         if session.state != State.RECEIVING:

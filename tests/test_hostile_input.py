@@ -95,7 +95,10 @@ class Probe:
     failures: list[str] = field(default_factory=list)
 
     def state(self) -> tuple[Any, ...]:
-        rows = list(TusSession.objects.order_by("pk").values())
+        # Every field but the lease's epoch, which moves on with each request
+        # that takes the lease (so that an older request cannot take it after).
+        fields = [f.name for f in TusSession._meta.concrete_fields if f.name != "lease_epoch"]
+        rows = list(TusSession.objects.order_by("pk").values(*fields))
         files = sorted(
             (str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns, _digest(p))
             for p in self.root.rglob("*")

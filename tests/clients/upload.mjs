@@ -13,17 +13,28 @@
 //   uploadUrl       continue this upload instead of creating one
 //   dropAfterBytes  the network fails once this many bytes (headers and
 //                   bodies of all requests) have gone out: the rest is lost
-//   uploadDataDuringCreation, parallelUploads, retryDelays: as in tus-js-client
+//   retryDelays     absent: tus-js-client's default ([0, 1000, 3000, 5000]);
+//                   present, null included: passed as given (null: no retry)
+//   progressStep    emit a progress event each time this many more bytes went
+//                   out (and whenever the position goes back, as on a retry)
+//   uploadDataDuringCreation, parallelUploads: as in tus-js-client
 //
-// Events: {"event": "response", method, status, offset} for every response,
-// then {"event": "success", url} or {"event": "error", url, message}.
+// Events, one JSON object a line, each with t (ms since the driver started):
+// {"event": "response", method, status, offset} for every response;
+// {"event": "url", url} whenever the upload URL becomes known (created or
+// resumed); {"event": "retry", attempt, status, retry, message} whenever the
+// retry logic weighs an error (what tus-js-client would decide on its own:
+// the observer returns its default decision, so behaviour is unchanged);
+// {"event": "progress", bytes} if progressStep is set; then
+// {"event": "success", url} or {"event": "error", url, message}.
 import * as http from 'node:http';
 import * as fs from 'node:fs';
 
-import { DefaultHttpStack, FileUrlStorage, Upload } from 'tus-js-client';
+import { DefaultHttpStack, FileUrlStorage, Upload, defaultOptions } from 'tus-js-client';
 
 const options = JSON.parse(process.argv[2]);
-const emit = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
+const started = Date.now();
+const emit = (event) => process.stdout.write(`${JSON.stringify({ ...event, t: Date.now() - started })}\n`);
 
 // A keep-alive agent whose connections can be cut after a number of bytes,
 // as a failing network would: what was written before reaches the server,
@@ -61,19 +72,39 @@ class DroppingAgent extends http.Agent {
 
 const agent = new DroppingAgent(options.dropAfterBytes);
 const chunkSize = options.chunkSize == null ? Number.POSITIVE_INFINITY : options.chunkSize;
+// Only an explicit retryDelays (null too) replaces tus-js-client's default.
+const retryOption = 'retryDelays' in options ? { retryDelays: options.retryDelays } : {};
+
+let lastProgress = null;
+const onProgress = options.progressStep == null ? undefined : (bytes) => {
+  if (lastProgress === null || bytes < lastProgress || bytes - lastProgress >= options.progressStep) {
+    lastProgress = bytes;
+    emit({ event: 'progress', bytes });
+  }
+};
 
 const upload = new Upload(fs.createReadStream(options.file), {
   endpoint: options.endpoint,
   uploadUrl: options.uploadUrl ?? null,
   chunkSize,
   metadata: options.metadata ?? {},
-  retryDelays: options.retryDelays ?? null,
+  ...retryOption,
   uploadDataDuringCreation: Boolean(options.uploadDataDuringCreation),
   parallelUploads: options.parallelUploads ?? 1,
   httpStack: new DefaultHttpStack({ agent }),
   urlStorage: options.urlStorage ? new FileUrlStorage(options.urlStorage) : undefined,
   storeFingerprintForResuming: Boolean(options.urlStorage),
   removeFingerprintOnSuccess: false,
+  onProgress,
+  onUploadUrlAvailable() {
+    emit({ event: 'url', url: upload.url });
+  },
+  onShouldRetry(error, attempt, retryOptions) {
+    const retry = defaultOptions.onShouldRetry(error, attempt, retryOptions);
+    const response = error.originalResponse;
+    emit({ event: 'retry', attempt, status: response ? response.getStatus() : null, retry, message: String(error) });
+    return retry;
+  },
   onAfterResponse(req, res) {
     const offset = res.getHeader('Upload-Offset');
     emit({
