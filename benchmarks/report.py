@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from . import faults as fault_report
+from . import hostile as hostile_report
 from .profile import profile_markdown
 from .scenarios import Measurement, Sizes, titles
 
@@ -102,6 +103,7 @@ def markdown(
     big: dict[str, Any] | None = None,
     profile: str | None = None,
     faults: dict[str, Any] | None = None,
+    hostile: dict[str, Any] | None = None,
 ) -> str:
     info = context["machine"]
     lines = [
@@ -115,6 +117,8 @@ def markdown(
             f"runs per measurement: {context['runs']} (medians shown); "
             if measurements
             else f"fault measurements only, {(faults or {}).get('settings', {}).get('runs', '?')} runs per fault; "
+            if faults
+            else "the hostile memory measurement only; "
         )
         + f"part size {context['part_size'] // MiB} MiB for every uploader",
         f"- S3: SeaweedFS {context['seaweedfs']} on loopback, one instance for the whole run",
@@ -177,8 +181,13 @@ def markdown(
         if faults.get("error"):
             lines += ["", f"> The fault measurements failed: {faults['error']}"]
         lines += fault_report.markdown(faults)
+    if hostile:
+        lines += hostile_report.markdown(hostile)
     if not measurements:
-        return "\n".join([*lines, 'See benchmarks/README.md, "Faults".', ""])
+        sections = " and ".join(
+            f'"{name}"' for name, there in (("Faults", faults), ("Hostile memory", hostile)) if there
+        )
+        return "\n".join([*lines, f"See benchmarks/README.md, {sections or 'Faults'}.", ""])
     lines += [
         "",
         "Columns: throughput is the median over the runs (MiB/s for uploads, from the first request to the last "
@@ -255,6 +264,7 @@ def write(out: Path, stem: str, data: dict[str, Any]) -> None:
             big=data.get("big"),
             profile=profile,
             faults=data.get("faults"),
+            hostile=data.get("hostile"),
         )
     )
     if measurements:

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--runs N] [--big] [--profile] [--faults]``.
+"""Run the benchmarks: ``python -m benchmarks.run [--quick] [--runs N] [--big] [--profile] [--faults] [--hostile]``.
 
 Starts one SeaweedFS, a fresh PostgreSQL database, rindle_tus under gunicorn
 and the @tus/server peer; runs every scenario against the limit (boto3), rindle
@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import faults, report
+from . import faults, hostile, report
 from .rss import RssSampler, tree_rss
 from .scenarios import FULL, QUICK, Bench, Measurement, Sizes, size_label
 from .servers import (
@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke test")
     parser.add_argument("--runs", type=int, default=None, help="runs per measurement (default 3, --quick 1)")
     parser.add_argument(
-        "--scenarios", default="1,2,3,4", help="which scenarios, e.g. 1,3 (default all); 'faults' for the faults"
+        "--scenarios",
+        default="1,2,3,4",
+        help="which scenarios, e.g. 1,3 (default all); 'faults' for the faults, 'hostile' for the hostile memory",
     )
     parser.add_argument("--big", action="store_true", help="also one 4 GiB single-PATCH upload to rindle")
     parser.add_argument("--profile", action="store_true", help="py-spy the rindle workers during one scenario 1")
@@ -70,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--heartbeat-counts", default=None, help="uploads held open in each heartbeat window (default 1,8,32)"
+    )
+    parser.add_argument("--hostile", action="store_true", help="also the hostile-client memory measurement")
+    parser.add_argument(
+        "--hostile-stalled", type=int, default=None, help="stalled PATCHes of the hostile measurement (default 16)"
+    )
+    parser.add_argument(
+        "--hostile-hold", type=float, default=None, help="seconds the stalled PATCHes are held (default 4)"
     )
     parser.add_argument("--out", type=Path, default=None, help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, S3 data)")
@@ -185,20 +194,30 @@ def fault_settings(args: argparse.Namespace) -> faults.FaultSettings:
     )
 
 
+def hostile_settings(args: argparse.Namespace) -> hostile.HostileSettings:
+    base = hostile.HostileSettings()
+    return hostile.HostileSettings(
+        stalled=args.hostile_stalled or base.stalled,
+        hold_s=args.hostile_hold if args.hostile_hold is not None else base.hold_s,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes: Sizes = QUICK if args.quick else FULL
     runs = args.runs or (1 if args.quick else 3)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     with_faults = args.faults or "faults" in scenarios
-    scenarios = [s for s in scenarios if s != "faults"]
+    with_hostile = args.hostile or "hostile" in scenarios
+    scenarios = [s for s in scenarios if s not in ("faults", "hostile")]
     fault_config = fault_settings(args)
     if with_faults and not 0 < fault_config.fault_at < fault_config.size:
         raise SystemExit("--fault-at must be inside the upload (--fault-size)")
     out: Path = args.out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    # A faults-only run does not overwrite a full result.
-    stem = "quick" if args.quick and args.out is None else ("faults" if not scenarios else "latest")
+    # A faults-only or hostile-only run does not overwrite a full result.
+    extras = "faults" if with_faults or not with_hostile else "hostile"
+    stem = "quick" if args.quick and args.out is None else (extras if not scenarios else "latest")
     workdir = Path(tempfile.mkdtemp(prefix="rindle-bench-"))
     started_at = datetime.now(timezone.utc)
     load_before = os.getloadavg()
@@ -252,6 +271,16 @@ def main(argv: list[str] | None = None) -> int:
                 fault_error = exc
                 fault_data["error"] = repr(exc)
                 log(f"the fault measurements failed: {exc!r}")
+        hostile_data: dict[str, Any] | None = None
+        hostile_error = None
+        if with_hostile:
+            hostile_data = {}
+            try:
+                hostile.measure(bench, rindle, database, hostile_settings(args), log, hostile_data)
+            except Exception as exc:  # noqa: BLE001 - reported, and what was measured is still written
+                hostile_error = exc
+                hostile_data["error"] = repr(exc)
+                log(f"the hostile measurement failed: {exc!r}")
         profile = big = None
         try:
             if args.profile:
@@ -295,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 "big": big,
                 "profile_header": profile,
                 "faults": fault_data,
+                "hostile": hostile_data,
             },
         )
         log(f"wrote {out / stem}.md{', .png' if measurements else ''} and .json; {bench.verified} objects verified")
@@ -302,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"objects left in the bucket: {len(left)} {left[:4]}")
         if isinstance(fault_error, AssertionError):
             raise fault_error  # a stored object that does not match: the run fails
-        return 1 if fault_error else 0
+        return 1 if fault_error or hostile_error else 0
     finally:
         if peer:
             peer.stop()

@@ -17,7 +17,9 @@ VAR_DIR = Path(os.environ.get("EXAMPLE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-secret")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Off unless DJANGO_DEBUG=1 (scripts/demo sets it): debug pages show settings and
+# tracebacks to anyone who can make a request fail.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 
 INSTALLED_APPS = [
@@ -62,7 +64,11 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=60,
+        # A persistent connection the database dropped (a restart, a failover, an
+        # idle timeout) is replaced before the request uses it, instead of failing it.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -105,12 +111,34 @@ if os.environ.get("RINDLE_TUS_NODE_NAME"):
     RINDLE_TUS_NODE_NAME = os.environ["RINDLE_TUS_NODE_NAME"]
 if os.environ.get("RINDLE_TUS_PART_SIZE"):
     RINDLE_TUS_PART_SIZE = int(os.environ["RINDLE_TUS_PART_SIZE"])
-if os.environ.get("RINDLE_TUS_MAX_SIZE"):
-    RINDLE_TUS_MAX_SIZE = int(os.environ["RINDLE_TUS_MAX_SIZE"])
+
+
+def _limit(value: str) -> int | None:
+    """An integer, or None (no limit) for an empty value or "none"."""
+    return None if value.strip().lower() in ("", "none") else int(value)
+
+
+# The largest upload (Tus-Max-Size); RINDLE_TUS_MAX_SIZE= (empty) or "none" lifts it,
+# leaving only S3's 5 TiB.
+RINDLE_TUS_MAX_SIZE = _limit(os.environ.get("RINDLE_TUS_MAX_SIZE", str(100 * 1024**3)))
+# Request bodies (PATCH, POST with a body) one process reads at once. Keep it
+# below gunicorn's --threads (8 in scripts/demo), so that the rest of the site
+# (the page, the admin, HEADs) keeps threads while uploads fill the others.
+RINDLE_TUS_MAX_BODIES: int | None = 6
+# The other limits of rindle_tus.conf, when set; "none" lifts one (MAX_UNFINISHED has 100 by default).
+for _name in ("MAX_UNFINISHED", "MAX_TAIL_BYTES", "MAX_BODIES"):
+    if os.environ.get(f"RINDLE_TUS_{_name}"):
+        globals()[f"RINDLE_TUS_{_name}"] = _limit(os.environ[f"RINDLE_TUS_{_name}"])
+if os.environ.get("RINDLE_TUS_MAX_MEMORY_PART"):
+    RINDLE_TUS_MAX_MEMORY_PART = int(os.environ["RINDLE_TUS_MAX_MEMORY_PART"])
 if os.environ.get("RINDLE_TUS_UPLOAD_CONCURRENCY"):
     RINDLE_TUS_UPLOAD_CONCURRENCY = int(os.environ["RINDLE_TUS_UPLOAD_CONCURRENCY"])
 if os.environ.get("RINDLE_TUS_TAIL_STORE"):
     RINDLE_TUS_TAIL_STORE = os.environ["RINDLE_TUS_TAIL_STORE"]
+# Who may do what (rindle_tus.hooks): e.g. rindle_tus.hooks.owner_only. The
+# finished-uploads list on the page follows it too.
+if os.environ.get("RINDLE_TUS_PERMISSION"):
+    RINDLE_TUS_PERMISSION = os.environ["RINDLE_TUS_PERMISSION"]
 for _name in ("LEASE_SECONDS", "LEASE_WAIT", "BODY_TIMEOUT", "BODY_MIN_RATE"):
     if os.environ.get(f"RINDLE_TUS_{_name}"):
         globals()[f"RINDLE_TUS_{_name}"] = float(os.environ[f"RINDLE_TUS_{_name}"])
@@ -119,6 +147,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # The upload page's bundle, built from example_project/frontend by scripts/_bootstrap.sh.
 STATICFILES_DIRS = [BASE_DIR / "example_project" / "static"]
+# The site serves its static files itself (example_project/urls.py), with DEBUG
+# off too; EXAMPLE_SERVE_STATIC=0 leaves them to a web server in front that
+# serves STATIC_ROOT (manage.py collectstatic) at STATIC_URL.
+EXAMPLE_SERVE_STATIC = os.environ.get("EXAMPLE_SERVE_STATIC", "1") == "1"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -127,7 +159,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"rindle_tus": {"handlers": ["console"], "level": os.environ.get("RINDLE_TUS_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "rindle_tus": {"handlers": ["console"], "level": os.environ.get("RINDLE_TUS_LOG_LEVEL", "INFO")},
+        # Django logs a request's traceback to the console only with DEBUG on (and
+        # mails it to ADMINS otherwise): to the log in both cases here.
+        "django": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING")},
+    },
 }
 
 # Celery runs the reaper (rindle_tus.tasks, docs/operations.md); the schedule

@@ -17,6 +17,11 @@
   The socket is found where the server exposes it (``request_socket``).
 * However a server reports a client that went away (OSError,
   UnreadablePostError, gunicorn's NoMoreData...), it is a disconnect.
+* ``slots`` bounds how many bodies one process reads at once
+  (``RINDLE_TUS_MAX_BODIES``), so slow bodies cannot take every thread the
+  rest of the site needs; past the bound, a new body takes the place of one
+  that has proven slower than ``RINDLE_TUS_BODY_MIN_RATE``, or is refused at
+  once (503 ``busy``).
 * A body left unread by a refusal is read off and dropped after the answer
   has gone out (``discard``), at most ``DISCARD_BYTES`` for at most
   ``DISCARD_SECONDS``. A server that closes with the body unread sends a
@@ -37,7 +42,7 @@ from contextlib import suppress
 from typing import Any, Protocol
 
 from .conf import tus_settings
-from .exceptions import BodyStalled, TusError
+from .exceptions import BodyStalled, Busy, TusError
 
 logger = logging.getLogger("rindle_tus")
 
@@ -53,6 +58,9 @@ SLOW = 0.5
 BLOCKED = 0.5
 DISCARD_BYTES = 4 * 1024 * KiB
 DISCARD_SECONDS = 2.0
+# How long a body must have waited in reads before its rate may be judged
+# to give its slot to a newcomer.
+JUDGE = 2.0
 
 
 class Readable(Protocol):
@@ -104,6 +112,7 @@ class Body:
         self._min_rate = tus_settings.BODY_MIN_RATE
         self._reading_since: float | None = None
         self._read_time = 0.0
+        self._evicted: TusError | None = None
         # Read time and bytes received when the current window of the rate rule began.
         self._window = (0.0, 0)
 
@@ -141,6 +150,8 @@ class Body:
 
     def stall(self) -> TusError | None:
         """The stalled-body rule; run from the heartbeat thread."""
+        if self._evicted is not None:
+            return self._evicted
         if self._timeout <= 0:
             return None
         now = time.monotonic()
@@ -164,6 +175,21 @@ class Body:
         with self._lock:
             self._window = (read_time, received)
         return None
+
+    def rate(self) -> tuple[float, float, float]:
+        """Seconds spent waiting in reads so far, bytes a second over them,
+        and how long the current read has been waiting (0 if none)."""
+        now = time.monotonic()
+        with self._lock:
+            reading = self._reading_since
+            blocked = now - reading if reading is not None else 0.0
+            read_time = self._read_time + blocked
+            received = self.received
+        return read_time, received / read_time if read_time > 0 else float("inf"), blocked
+
+    def evict(self, reason: TusError) -> None:
+        """Have the stalled-body rule end this body at its next look."""
+        self._evicted = reason
 
     def interrupt(self) -> None:
         """End a read blocked on the client (from any thread): shut the
@@ -215,3 +241,57 @@ class Body:
         finally:
             with suppress(OSError):
                 sock.settimeout(prior)
+
+
+class Slots:
+    """How many bodies this process reads at once (``RINDLE_TUS_MAX_BODIES``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: set[Body] = set()
+
+    def enter(self, body: Body) -> None:
+        limit = tus_settings.MAX_BODIES
+        if limit is None:
+            return
+        with self._lock:
+            if len(self._bodies) >= limit:
+                self._make_room(limit)
+            self._bodies.add(body)
+
+    def _make_room(self, limit: int) -> None:
+        """Take the place of the slowest body that has proven slower than
+        ``RINDLE_TUS_BODY_MIN_RATE``: over all its reading so far, or by its
+        current read, blocked for longer than the smallest read takes at that
+        rate (the bytes inside a blocked read cannot be seen)."""
+        threshold = tus_settings.BODY_MIN_RATE or 1.0
+        blocked_limit = MIN_READ / threshold
+        slowest: tuple[float, Body] | None = None
+        for candidate in self._bodies:
+            waited, rate, blocked = candidate.rate()
+            if not ((waited >= JUDGE and rate < threshold) or blocked >= blocked_limit):
+                continue
+            if slowest is None or rate < slowest[0]:
+                slowest = (rate, candidate)
+        if slowest is None:
+            raise Busy(f"This server reads {limit} upload bodies at once already; retry shortly.")
+        _, body = slowest
+        body.evict(
+            BodyStalled(
+                f"The body arrived slower than the {threshold:g} bytes/s this server accepts, and another "
+                f"upload needed its place; the {body.received} bytes before were kept."
+            )
+        )
+        # It leaves on its own within a heartbeat tick; its place is given now.
+        self._bodies.discard(body)
+
+    def leave(self, body: Body) -> None:
+        with self._lock:
+            self._bodies.discard(body)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._bodies)
+
+
+slots = Slots()

@@ -81,6 +81,16 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         if value is not None and not _positive_duration(value):
             message = f"RINDLE_TUS_{name} must be a positive timedelta or number of seconds."
             errors.append(Error(message, id=f"rindle_tus.{check_id}"))
+    memory_part = getattr(settings, "RINDLE_TUS_MAX_MEMORY_PART", S3_MIN_PART_SIZE)
+    if isinstance(memory_part, bool) or not isinstance(memory_part, int) or memory_part < S3_MIN_PART_SIZE:
+        errors.append(
+            Error(f"RINDLE_TUS_MAX_MEMORY_PART must be an integer of at least {S3_MIN_PART_SIZE} (5 MiB).",
+                  id="rindle_tus.E016")
+        )
+    for name, check_id in (("MAX_UNFINISHED", "E017"), ("MAX_TAIL_BYTES", "E018"), ("MAX_BODIES", "E019")):
+        value = getattr(settings, f"RINDLE_TUS_{name}", None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            errors.append(Error(f"RINDLE_TUS_{name} must be None or a positive integer.", id=f"rindle_tus.{check_id}"))
     if not errors and tus_settings.LEASE_WAIT < tus_settings.LEASE_SECONDS:
         errors.append(
             Warning(

@@ -14,16 +14,17 @@ from django.urls import Resolver404, resolve
 from .body import Body
 from .conf import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from .exceptions import InvalidRequest
-from .hooks import check_permission
+from .hooks import check_permission, client_key
 from .locking import Lease
+from .metadata import content_type_of
 from .models import ConcatKind, State, TusSession, is_session_id
-from .receiver import Receiver, content_type_of
+from .receiver import Receiver
 from .storage.s3 import S3Backend, s3_errors
 from .uploads import create_session
 
 
 def resolve_partials(request: HttpRequest, urls: Sequence[str]) -> list[TusSession]:
-    partials = []
+    partials: list[TusSession] = []
     for url in urls:
         parts = urlsplit(url)
         if parts.netloc and parts.netloc != request.get_host():
@@ -50,25 +51,35 @@ def resolve_partials(request: HttpRequest, urls: Sequence[str]) -> list[TusSessi
         check_permission(request, "concatenate", session)
         if session.state != State.COMPLETED:
             raise InvalidRequest(f"Upload-Concat names {url!r}, which is not finished.")
+        if any(p.pk == session.pk for p in partials):
+            # Copied server-side, one small partial named many times would
+            # make an object of any size out of nothing the client sent.
+            raise InvalidRequest(f"Upload-Concat names {url!r} more than once.")
         partials.append(session)
     return partials
+
+
+def final_length(partials: Sequence[TusSession]) -> int:
+    return sum(int(p.length or 0) for p in partials)
 
 
 def create_final(
     request: HttpRequest,
     backend: S3Backend,
+    partials: Sequence[TusSession],
     urls: Sequence[str],
     metadata_raw: str,
     metadata: dict[str, Any],
 ) -> TusSession:
-    partials = resolve_partials(request, urls)
-    total = sum(int(p.length or 0) for p in partials)
+    """Assemble the final upload of ``partials`` (from ``resolve_partials``)."""
+    total = final_length(partials)
     final = create_session(
         backend,
         length=total,
         metadata_raw=metadata_raw,
         metadata=metadata,
         user=getattr(request, "user", None),
+        client=client_key(request),
         concat=ConcatKind.FINAL,
         concat_sources=[{"id": p.id, "url": url} for p, url in zip(partials, urls, strict=True)],
     )
@@ -88,7 +99,7 @@ def create_final(
 def _copy(receiver: Receiver, backend: S3Backend, sources: list[TusSession]) -> None:
     final = receiver.session
     if not sources:
-        receiver.finish([], memoryview(b""))
+        receiver.finish([])
         return
     upload_id = backend.create_multipart(final.key, content_type_of(final))
     receiver.lease.commit(final, upload_id=upload_id)
@@ -98,7 +109,7 @@ def _copy(receiver: Receiver, backend: S3Backend, sources: list[TusSession]) -> 
             etag = backend.upload_part_copy(final.key, upload_id, len(parts) + 1, source.key, first, last)
             parts.append({"number": len(parts) + 1, "etag": etag, "size": last - first + 1})
             receiver.lease.beat()
-    receiver.finish(parts, memoryview(b""))
+    receiver.finish(parts)
 
 
 def _ranges(size: int) -> list[tuple[int, int]]:

@@ -49,6 +49,11 @@ class Settings:
         return int(self._get("PART_SIZE", 8 * MiB))
 
     @property
+    def MAX_MEMORY_PART(self) -> int:
+        """Largest part buffered in memory (never below PART_SIZE); larger parts wait in a file."""
+        return int(self._get("MAX_MEMORY_PART", 16 * MiB))
+
+    @property
     def READ_CHUNK_SIZE(self) -> int:
         return int(self._get("READ_CHUNK_SIZE", 1 * MiB))
 
@@ -92,6 +97,29 @@ class Settings:
     @property
     def BODY_MIN_RATE(self) -> float:
         return float(self._get("BODY_MIN_RATE", 1024))
+
+    @property
+    def MAX_UNFINISHED(self) -> int | None:
+        """Unfinished uploads a user (or, signed out, a client) may hold at once."""
+        value = self._get("MAX_UNFINISHED", 100)
+        return None if value is None else int(value)
+
+    @property
+    def CLIENT_KEY(self) -> Any:
+        """Callable or dotted path ``(request) -> str`` naming a signed-out client (default: its address)."""
+        return self._get("CLIENT_KEY", None)
+
+    @property
+    def MAX_TAIL_BYTES(self) -> int | None:
+        """Most bytes the tails on this node's disk may add up to."""
+        value = self._get("MAX_TAIL_BYTES", None)
+        return None if value is None else int(value)
+
+    @property
+    def MAX_BODIES(self) -> int | None:
+        """Request bodies one process reads at once (PATCH, POST with a body)."""
+        value = self._get("MAX_BODIES", 6)
+        return None if value is None else int(value)
 
     @property
     def PERMISSION(self) -> Any:

@@ -138,6 +138,49 @@ class BodyStalled(TusError):
         self.headers["Retry-After"] = "1"
 
 
+class TooManyUploads(TusError):
+    """The user (or, signed out, the client address) holds as many unfinished
+    uploads as ``RINDLE_TUS_MAX_UNFINISHED`` allows."""
+
+    status = 429
+    code = "too_many_uploads"
+
+
+class Busy(TusError):
+    """This process already reads as many bodies as ``RINDLE_TUS_MAX_BODIES``
+    allows, none of them slow enough to give way."""
+
+    status = 503
+    code = "busy"
+    default_message = "This server is receiving as many uploads as it can; retry shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"
+
+
+class NodeFull(TusError):
+    """The tails on this node's disk add up to ``RINDLE_TUS_MAX_TAIL_BYTES``."""
+
+    status = 507
+    code = "node_full"
+    default_message = "This server holds as many buffered bytes as it may; retry later."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "30"
+
+
+class DatabaseUnavailable(TusError):
+    status = 503
+    code = "database_unavailable"
+    default_message = "The database did not answer; nothing was lost and the upload can be resumed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"
+
+
 class ChecksumMismatch(TusError):
     status = 460
     code = "checksum_mismatch"

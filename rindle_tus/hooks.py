@@ -9,9 +9,17 @@ user is not authenticated. It may also raise ``NotAuthenticated`` or
 ``PermissionDenied`` with a message of its own.
 
 ``RINDLE_TUS_PRE_CREATE`` names a callable called as
-``(request, length, metadata)`` before an upload is created (``length`` is None
-when deferred, ``metadata`` maps keys to decoded bytes or None). To refuse, it
-raises ``rindle_tus.exceptions.UploadRejected(message, status=...)``.
+``(request, length, metadata)`` whenever an upload's length becomes known
+before anything of it is stored: at creation (``length`` is None when
+deferred), when a deferred length is declared by a PATCH, and for a final
+concatenation with the sum of its partial uploads. ``metadata`` maps keys to
+decoded bytes or None. To refuse, it raises
+``rindle_tus.exceptions.UploadRejected(message, status=...)``; a per-user
+quota is a few lines (see the README).
+
+``RINDLE_TUS_CLIENT_KEY`` names a callable ``(request) -> str`` that tells
+signed-out clients apart for ``RINDLE_TUS_MAX_UNFINISHED``; by default their
+address (``REMOTE_ADDR``: behind a proxy, make it the client's).
 """
 
 from __future__ import annotations
@@ -52,6 +60,16 @@ def check_permission(request: HttpRequest, action: str, session: TusSession | No
     if not _is_authenticated(request):
         raise NotAuthenticated()
     raise PermissionDenied()
+
+
+def client_key(request: HttpRequest) -> str:
+    """Who a signed-out request comes from ("" for a signed-in one)."""
+    if _is_authenticated(request):
+        return ""
+    hook = tus_settings.CLIENT_KEY
+    if hook is None:
+        return str(request.META.get("REMOTE_ADDR", ""))[:128]
+    return str((import_string(hook) if isinstance(hook, str) else hook)(request))[:128]
 
 
 def pre_create(request: HttpRequest, length: int | None, metadata: Mapping[str, bytes | None]) -> None:

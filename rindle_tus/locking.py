@@ -308,13 +308,24 @@ class Lease:
             raise LeaseLost()
 
 
-def settle(session_id: str, wait: float | None = None) -> None:
-    """For a HEAD, before it reads the offset to answer: have any request
-    holding the session hand it over (waiting up to ``RINDLE_TUS_LEASE_WAIT``)
-    and mark the session answered (a new ``lease_epoch``), so that a request
-    that arrived earlier but holds no lease yet can no longer change the
-    offset the client is about to resume from."""
-    _handover(session_id, wait, None, lambda: _seize(session_id, None, {}))
+def settle(session: TusSession, wait: float | None = None) -> bool:
+    """For a HEAD about to answer from ``session`` (just read): have any
+    request holding the upload hand it over (waiting up to
+    ``RINDLE_TUS_LEASE_WAIT``) and mark the upload answered (a new
+    ``lease_epoch``), so that a request that arrived earlier but holds no
+    lease yet can no longer change the offset the client resumes from.
+
+    True when ``session`` is still what the row holds (one conditional
+    UPDATE: free, and not written since it was read); False when the caller
+    must read the row again.
+    """
+    unchanged = TusSession.objects.filter(
+        free(), pk=session.pk, lease_epoch=session.lease_epoch, updated_at=session.updated_at
+    )
+    if unchanged.update(lease_epoch=F("lease_epoch") + 1):
+        return True
+    _handover(session.pk, wait, None, lambda: _seize(session.pk, None, {}))
+    return False
 
 
 def _seize(session_id: str, arrival: int | None, fields: dict[str, Any]) -> bool:

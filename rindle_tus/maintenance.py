@@ -624,7 +624,7 @@ def _complete(session: TusSession, lease: Lease, backend: S3Backend, report: Rep
     """Complete through the request path's own final step, so the checks
     (NoSuchUpload means done if the object's size is right) stay in one place."""
     try:
-        Receiver(session, lease, backend).finish(session.parts, memoryview(b""))
+        Receiver(session, lease, backend).finish(session.parts)
     except StorageError as exc:
         report.add(COMPLETE, session.pk, FAILED, detail=str(exc))
         return

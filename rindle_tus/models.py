@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .metadata import filename_of
+
 
 def new_session_id() -> str:
     # 24 random bytes: 192 bits, URL-safe, 32 characters.
@@ -66,6 +68,9 @@ class TusSession(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    client = models.CharField(
+        max_length=128, blank=True, help_text="Who created it, when not signed in (by default the address)."
+    )
     lease_token = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_holder = models.CharField(max_length=255, blank=True, help_text="Node and process holding the lease.")
@@ -86,6 +91,10 @@ class TusSession(models.Model):
     class Meta:
         verbose_name = "tus upload"
         ordering = ("-created_at",)
+        indexes = (
+            models.Index(fields=("created_by", "state"), name="rindle_tus_by_user"),
+            models.Index(fields=("client", "state"), name="rindle_tus_by_client"),
+        )
 
     def __str__(self) -> str:
         return f"{self.id} ({self.state}, {self.offset}/{self.length if self.length is not None else '?'})"
@@ -117,11 +126,7 @@ class TusSession(models.Model):
 
     @property
     def filename(self) -> str:
-        for name in ("filename", "name"):
-            value = self.metadata.get(name)
-            if value:
-                return str(value)
-        return ""
+        return filename_of(self)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return (

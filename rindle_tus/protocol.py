@@ -23,6 +23,17 @@ _DECIMAL = re.compile(r"[0-9]{1,19}")
 # Keys are printable ASCII without spaces or commas; values standard base64.
 _META_KEY = re.compile(r"[!-+\--~]+")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+# C0 controls and DEL: CR and LF split a header, and botocore and Django
+# refuse a header that holds them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# RFC 9110 media type, parameter values as tokens only (no quoted strings).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?: *; *{_TOKEN}={_TOKEN})*")
+
+# Metadata keys whose values this server puts in headers: the content type
+# of the S3 object and of a download, the file name of a download.
+CONTENT_TYPE_KEYS = ("filetype", "contentType", "type", "mimetype")
+FILE_NAME_KEYS = ("filename", "name")
 
 # Request headers a tus client sends and response headers it reads; publish
 # these to browsers (django-cors-headers: CORS_ALLOW_HEADERS / CORS_EXPOSE_HEADERS).
@@ -133,6 +144,40 @@ def parse_metadata(value: str | None, max_size: int) -> dict[str, bytes | None]:
             raise InvalidMetadata(f"Upload-Metadata value of {key!r} is not valid base64.")
         result[key] = base64.b64decode(encoded)
     return result
+
+
+def check_header_metadata(metadata: Mapping[str, bytes | None]) -> None:
+    """Refuse values of ``CONTENT_TYPE_KEYS`` and ``FILE_NAME_KEYS`` that cannot
+    go in a header; every other key may hold any bytes, as tus allows.
+
+    Separate from ``parse_metadata``, which also re-reads the metadata of
+    uploads created before this check, and must keep accepting them.
+    """
+    for key in (*CONTENT_TYPE_KEYS, *FILE_NAME_KEYS):
+        value = metadata.get(key)
+        if not value:
+            continue
+        text = value.decode("utf-8", "replace")
+        control = _CONTROL.search(text)
+        if control:
+            raise InvalidMetadata(
+                f"Upload-Metadata value of {key!r} holds the control character {control.group()!r}; "
+                "it would end up in a header."
+            )
+        if key in CONTENT_TYPE_KEYS and not is_media_type(text):
+            raise InvalidMetadata(
+                f"Upload-Metadata value of {key!r} is not a media type such as 'application/pdf', got {text!r}."
+            )
+
+
+def without_controls(text: str) -> str:
+    return _CONTROL.sub("", text)
+
+
+def is_media_type(text: str) -> bool:
+    """Whether ``text`` is ``type/subtype`` with optional ``; name=value``
+    parameters, every part a token."""
+    return _MEDIA_TYPE.fullmatch(text) is not None
 
 
 def decoded_metadata(metadata: Mapping[str, bytes | None]) -> dict[str, str | None]:

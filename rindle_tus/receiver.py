@@ -35,15 +35,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import signals
-from .body import Body
+from .body import Body, slots
+from .buffers import Part
 from .conf import tus_settings
 from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError, UploadInterrupted
 from .locking import Lease
+from .metadata import content_type_of
 from .models import ConcatKind, State, TusSession
 from .pipeline import PartPipeline
 from .protocol import Checksum
 from .storage.s3 import S3Backend, is_no_such_upload
-from .storage.tail import open_tail
+from .storage.tail import check_node_room, open_tail
+from .uploads import room
 
 logger = logging.getLogger("rindle_tus")
 
@@ -79,14 +82,6 @@ class _CommitPacer:
         self._cost = self._done_at - started
 
 
-def content_type_of(session: TusSession) -> str | None:
-    for name in ("filetype", "contentType", "type", "mimetype"):
-        value = session.metadata.get(name)
-        if value and "/" in str(value):
-            return str(value)
-    return None
-
-
 class Receiver:
     def __init__(self, session: TusSession, lease: Lease, backend: S3Backend) -> None:
         self.session = session
@@ -107,13 +102,14 @@ class Receiver:
         is kept exactly as on a disconnect, and the stop's error is raised.
         """
         session = self.session
-        remaining = None if session.length is None else session.length - session.offset
-        if remaining is not None and body.length is not None and body.length > remaining:
-            raise TooLarge(
-                f"The body of {body.length} bytes goes past Upload-Length: "
-                f"only {remaining} more bytes are expected."
-            )
+        remaining = room(session)
+        if body.length is not None and body.length > remaining:
+            past = "Upload-Length" if session.length is not None else "the largest upload this server accepts"
+            raise TooLarge(f"The body of {body.length} bytes goes past {past}: only {remaining} more bytes fit.")
+        if not self.tail.remote and (body.length is None or body.length > 0):
+            check_node_room()
         self.tail.check()
+        slots.enter(body)
         pipeline = PartPipeline(
             self._send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY, wait=self.lease.wait_for
         )
@@ -122,20 +118,21 @@ class Receiver:
         try:
             self._receive(body, checksum, remaining, pipeline)
         finally:
+            slots.leave(body)
             body.close()
             self.lease.unwatch()
             pipeline.close()
 
-    def _receive(self, body: Body, checksum: Checksum | None, remaining: int | None, pipeline: PartPipeline) -> None:
+    def _receive(self, body: Body, checksum: Checksum | None, remaining: int, pipeline: PartPipeline) -> None:
         session = self.session
         part_size = session.part_size
         kept = session.tail_length
-        # The body lands after the old tail's place in a pooled part buffer; the
-        # tail itself is read in only when that buffer becomes a part (or the
-        # last bytes). A body that cannot fill a part never reads it: the new
-        # bytes are appended after it on disk.
-        buffer = pipeline.buffer()
-        view = memoryview(buffer)
+        # The body lands after the old tail's place in a part buffer (see
+        # ``buffers``: no larger than the tail and the body, when that is less
+        # than a part); the tail itself is read in only when that buffer
+        # becomes a part (or the last bytes). A body that cannot fill a part
+        # never reads it: the new bytes are appended after it on disk.
+        buffer = pipeline.buffer(None if body.length is None else kept + body.length)
         fill = kept
         tail_loaded = kept == 0
 
@@ -145,7 +142,7 @@ class Receiver:
                 # The lease must still be ours: once it lapsed, another request
                 # may have replaced the tail (see _store_tail).
                 self.lease.confirm()
-                self.tail.read_into(view[:kept])
+                self.tail.read_into(buffer, kept)
                 tail_loaded = True
 
         hasher = checksum.hasher() if checksum else None
@@ -165,13 +162,11 @@ class Receiver:
                 pacer.timed(commit_pending)
             self.lease.beat()
 
-        cap = min((n for n in (body.length, remaining) if n is not None), default=None)
+        cap = remaining if body.length is None else min(body.length, remaining)
         chunk = tus_settings.READ_CHUNK_SIZE
         try:
-            while cap is None or body.received < cap:
-                want = min(chunk, part_size - fill)
-                if cap is not None:
-                    want = min(want, cap - body.received)
+            while body.received < cap:
+                want = min(chunk, part_size - fill, cap - body.received)
                 # A part that went up while the last bytes were read is
                 # committed now, not only when the next part is cut: a slow
                 # client would otherwise leave it uncommitted for minutes.
@@ -182,7 +177,7 @@ class Receiver:
                 if not data:
                     break
                 size = len(data)
-                view[fill : fill + size] = data
+                buffer.write(fill, data)
                 if hasher:
                     hasher.update(data)
                 fill += size
@@ -193,32 +188,35 @@ class Receiver:
                         accept(part)
                     next_number += 1
                     buffer = pipeline.buffer()
-                    view = memoryview(buffer)
                     fill = 0
                 if self._must_stop():
                     break
             for part in pipeline.drain():
                 accept(part)
         except StorageError:
-            # A later part failed: keep the progress of the parts before it.
+            # A later part failed: keep the progress of the parts before it
+            # (with a checksum nothing of the body is kept).
             if pending and not checksum:
                 commit_pending()
+            self._forget(pending)
             raise
 
         # A chunked body ends with b"" (the server delimits it), unless cut.
-        whole = (cap is not None and body.received == cap) or (body.ended and self.lease.stopped is None)
+        whole = body.received == cap or (body.ended and self.lease.stopped is None)
         # Why the body did not arrive whole, if it did not.
         cut: TusError | None = None if whole else (self.lease.stopped or ClientGone())
 
-        if body.length is None and remaining is not None and whole and body.received == remaining:
-            # A chunked body: anything past the declared length is refused.
+        if body.length is None and whole and body.received == remaining:
+            # A chunked body: anything past what fits is refused.
             if body.read(1):
-                raise TooLarge("The body goes past Upload-Length.")
+                raise TooLarge("The body goes past Upload-Length, or past the largest upload this server accepts.")
 
         if cut is not None and checksum:
             # The checksum cannot be verified, so nothing of this body is kept.
+            self._forget(pending)
             raise type(cut)(f"{cut.message} Its Upload-Checksum cannot be verified, so none of its bytes were kept.")
         if checksum and hasher and hasher.digest() != checksum.digest:
+            self._forget(pending)
             raise ChecksumMismatch()
 
         parts = [*session.parts, *pending]
@@ -227,7 +225,7 @@ class Receiver:
         if session.length is not None and new_offset == session.length and cut is None:
             if not cut_parts:
                 load_tail()
-            self.finish(parts, view[:fill])
+            self.finish(parts, buffer, fill)
             return
         if cut is not None and new_offset == session.offset:
             raise cut
@@ -235,13 +233,31 @@ class Receiver:
             self._commit(parts=parts, offset=_total(parts))
         if new_offset != session.offset or cut_parts:
             self._ensure_multipart()
-            self._store_tail(view[:fill], 0 if cut_parts else kept)
+            self._store_tail(buffer, fill, 0 if cut_parts else kept)
             self._commit(offset=new_offset, tail_node=self.node)
         else:
             self._commit()
         if cut is not None:
             logger.info("upload %s: body ended early (%s); kept %d bytes", session.id, cut.code, body.received)
             raise cut
+
+    def _forget(self, parts: list[dict[str, Any]]) -> None:
+        """Parts this request uploaded that will never be committed (its body
+        was refused), so that S3 does not keep (and bill) their bytes until
+        the upload expires: the multipart upload is aborted if it holds
+        nothing else, otherwise each part is overwritten with nothing (S3
+        replaces a part uploaded again under its number; the client's resend
+        uploads them once more)."""
+        session = self.session
+        try:
+            if parts and not session.parts and session.offset == 0:
+                self.backend.abort(session.key, session.upload_id)
+                self._commit(upload_id="")
+            for part in parts if session.upload_id else []:
+                self.backend.upload_part(session.key, session.upload_id, part["number"], b"")
+        except StorageError:
+            logger.warning("upload %s: parts of a refused body stay in S3 until it expires", session.id)
+        parts.clear()
 
     def _must_stop(self) -> bool:
         stopped = self.lease.stopped
@@ -251,18 +267,18 @@ class Receiver:
             return self.lease.stopped_for() >= HANDOVER_READING
         return True
 
-    def _store_tail(self, data: memoryview, unchanged: int) -> None:
+    def _store_tail(self, part: Part, length: int, unchanged: int) -> None:
         # A request that lost its lease (its process stalled past it) must not
         # write the tail a newer request now owns: the database confirms the
         # lease first, which leaves a whole lease for a local write.
         self.lease.confirm()
         if not self.tail.remote:
-            self.tail.store(data, unchanged)
+            self.tail.store(part, length, unchanged)
             return
         # Keep the lease until the PUT, retries and all, is over, so that no
         # newer request can write the tail before a late retry of this one lands.
         with ThreadPoolExecutor(1, thread_name_prefix="rindle-tus-tail") as executor:
-            self.lease.wait_for(executor.submit(self.tail.store, data, unchanged))
+            self.lease.wait_for(executor.submit(self.tail.store, part, length, unchanged))
 
     def _ensure_multipart(self) -> None:
         session = self.session
@@ -274,26 +290,26 @@ class Receiver:
         self.tail.ensure()
         self._commit(upload_id=upload_id, tail_node=self.node)
 
-    def _send_part(self, number: int, body: bytearray) -> str:
+    def _send_part(self, number: int, part: Part) -> str:
         # Runs on a pipeline thread: S3 only, no database.
-        return self.backend.upload_part(self.session.key, self.session.upload_id, number, body)
+        return self.backend.upload_part(self.session.key, self.session.upload_id, number, part.body(part.capacity))
 
-    def _upload_part(self, body: bytearray | bytes, number: int) -> dict[str, Any]:
-        self._ensure_multipart()
-        etag = self.backend.upload_part(self.session.key, self.session.upload_id, number, body)
-        self.lease.beat()
-        return {"number": number, "etag": etag, "size": len(body)}
-
-    def finish(self, parts: list[dict[str, Any]], last: memoryview) -> None:
-        """Store ``last`` as the final bytes after ``parts`` and complete the object."""
+    def finish(self, parts: list[dict[str, Any]], last: Part | None = None, length: int = 0) -> None:
+        """Store the first ``length`` bytes of ``last`` as the final bytes
+        after ``parts`` and complete the object."""
         session = self.session
         assert session.length is not None
+        body = last.body(length) if last is not None and length else b""
         if not session.upload_id and not parts:
             # Small and whole: one PutObject, no multipart upload at all.
-            self.backend.put(session.key, last, content_type_of(session))
+            self.backend.put(session.key, body, content_type_of(session))
         else:
-            if len(last):
-                parts = [*parts, self._upload_part(bytes(last), len(parts) + 1)]
+            if length:
+                self._ensure_multipart()
+                number = len(parts) + 1
+                etag = self.backend.upload_part(session.key, session.upload_id, number, body)
+                self.lease.beat()
+                parts = [*parts, {"number": number, "etag": etag, "size": length}]
             if parts != session.parts or session.offset != session.length:
                 self._commit(parts=parts, offset=session.length, tail_node=self.node)
             self._complete(parts)

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import signals
-from .conf import S3_MAX_OBJECT_SIZE, tus_settings
-from .exceptions import InvalidHeader, StorageError, TooLarge
+from .conf import S3_MAX_OBJECT_SIZE, S3_MAX_PARTS, tus_settings
+from .exceptions import InvalidHeader, StorageError, TooLarge, TooManyUploads
 from .locking import Lease
 from .models import State, TusSession
 from .storage.s3 import S3Backend, part_size_for
@@ -26,12 +26,41 @@ def max_size() -> int:
     return S3_MAX_OBJECT_SIZE if configured is None else min(configured, S3_MAX_OBJECT_SIZE)
 
 
+def _limit(part_size: int | None) -> int:
+    # An upload's parts can hold no more than 10,000 of its part size.
+    return max_size() if part_size is None else min(max_size(), part_size * S3_MAX_PARTS)
+
+
 def check_length(length: int, part_size: int | None = None) -> None:
-    limit = max_size()
-    if part_size is not None:
-        limit = min(limit, part_size * 10_000)
+    limit = _limit(part_size)
     if length > limit:
         raise TooLarge(f"Upload-Length {length} is larger than this server accepts ({limit} bytes).")
+
+
+def room(session: TusSession) -> int:
+    """How many more bytes the upload may take: up to its length, or while
+    the length is deferred, up to the largest upload this server accepts.
+    Every path into storage stops there."""
+    largest = session.length if session.length is not None else _limit(session.part_size)
+    return largest - session.offset
+
+
+def check_unfinished(user: Any, client: str) -> None:
+    """``RINDLE_TUS_MAX_UNFINISHED``: a user (or a signed-out client) holds at
+    most that many receiving uploads that have not expired."""
+    limit = tus_settings.MAX_UNFINISHED
+    if limit is None:
+        return
+    held = TusSession.objects.filter(state=State.RECEIVING, expires_at__gt=timezone.now())
+    if getattr(user, "is_authenticated", False):
+        held = held.filter(created_by=user)
+    else:
+        held = held.filter(created_by=None, client=client)
+    if held[:limit].count() >= limit:
+        raise TooManyUploads(
+            f"You have {limit} unfinished uploads, as many as this server allows: finish or delete one first, "
+            "or wait until they expire."
+        )
 
 
 def create_session(
@@ -41,11 +70,13 @@ def create_session(
     metadata_raw: str,
     metadata: dict[str, Any],
     user: Any = None,
+    client: str = "",
     concat: str = "",
     concat_sources: list[dict[str, str]] | None = None,
 ) -> TusSession:
     if length is not None:
         check_length(length)
+    check_unfinished(user, client)
     now = timezone.now()
     session = TusSession(
         length=length,
@@ -55,6 +86,7 @@ def create_session(
         concat=concat,
         concat_sources=concat_sources or [],
         created_by=user if getattr(user, "is_authenticated", False) else None,
+        client=client,
         created_at=now,
         updated_at=now,
         expires_at=now + tus_settings.EXPIRATION,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
@@ -16,9 +17,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import protocol, signals
 from .body import Body, Empty, request_socket
-from .concatenation import create_final
+from .concatenation import create_final, final_length, resolve_partials
 from .conf import tus_settings
 from .exceptions import (
+    DatabaseUnavailable,
     InvalidHeader,
     LengthRequired,
     Locked,
@@ -32,12 +34,21 @@ from .exceptions import (
     UploadGone,
     UploadNotFound,
 )
-from .hooks import check_permission, pre_create
+from .hooks import check_permission, client_key, pre_create
 from .locking import Lease, settle
+from .metadata import content_type_of
 from .models import ConcatKind, State, TusSession, is_session_id
-from .receiver import Receiver, content_type_of
+from .receiver import Receiver
 from .storage.s3 import S3Backend, content_disposition
-from .uploads import complete_empty, create_session, discard, max_size, set_deferred_length, terminate
+from .uploads import (
+    check_length,
+    complete_empty,
+    create_session,
+    discard,
+    max_size,
+    set_deferred_length,
+    terminate,
+)
 
 logger = logging.getLogger("rindle_tus")
 
@@ -143,7 +154,15 @@ class TusView(View):
             # OPTIONS is discovery and GET a plain download: neither is tus.
             if method not in ("options", "get"):
                 protocol.check_version(request.headers.get("Tus-Resumable"))
-            response: HttpResponseBase = handler(request, *args, **kwargs)
+            try:
+                response: HttpResponseBase = handler(request, *args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                # The database went away (restarted, failed over, a dropped
+                # connection): nothing was committed past what HEAD reports.
+                # Django closes this request's broken connection when it ends;
+                # idle ones of other threads need CONN_HEALTH_CHECKS.
+                logger.warning("database unavailable: %s", exc)
+                raise DatabaseUnavailable() from exc
         except TusError as error:
             response = error_response(request, error)
             if isinstance(error, MethodNotAllowed):
@@ -173,6 +192,7 @@ class TusUploadsView(TusView):
         concat = protocol.parse_concat(headers.get("Upload-Concat"))
         metadata_raw = headers.get("Upload-Metadata", "")
         metadata = protocol.parse_metadata(metadata_raw, tus_settings.METADATA_MAX_SIZE)
+        protocol.check_header_metadata(metadata)
         if concat is not None and concat.kind == "final":
             return self._create_final(request, concat, length, deferred, metadata_raw, metadata)
         if length is None and not deferred:
@@ -196,6 +216,7 @@ class TusUploadsView(TusView):
             metadata_raw=metadata_raw,
             metadata=protocol.decoded_metadata(metadata),
             user=getattr(request, "user", None),
+            client=client_key(request),
             concat=ConcatKind.PARTIAL if concat else ConcatKind.NONE,
         )
         if length == 0:
@@ -226,8 +247,14 @@ class TusUploadsView(TusView):
         if length is not None or deferred:
             raise InvalidHeader("A final upload takes its length from its partial uploads: send no Upload-Length.")
         check_permission(request, "create", None)
-        pre_create(request, None, metadata)
-        session = create_final(request, S3Backend(), concat.urls, metadata_raw, protocol.decoded_metadata(metadata))
+        partials = resolve_partials(request, concat.urls)
+        total = final_length(partials)
+        if total > max_size():
+            raise TooLarge(f"The partial uploads add up to {total} bytes, more than Tus-Max-Size ({max_size()}).")
+        pre_create(request, total, metadata)
+        session = create_final(
+            request, S3Backend(), partials, concat.urls, metadata_raw, protocol.decoded_metadata(metadata)
+        )
         session.refresh_from_db()
         return _created(request, session)
 
@@ -241,8 +268,8 @@ class TusUploadView(TusView):
         # A request may hold it (often one whose client vanished and is now
         # asking here): have it hand over, so the offset answered is what it
         # kept, and no request that arrived before this one changes it later.
-        settle(session.id)
-        session = get_session(upload_id)
+        if not settle(session):
+            session = get_session(upload_id)
         if session.completion_pending:
             # Every byte arrived but completing the object failed. A client
             # that sees offset == length stops, so finish it now, or answer
@@ -283,6 +310,10 @@ class TusUploadView(TusView):
             response = HttpResponse(status=204)
             _upload_headers(response, session)
             return response
+        if length is not None and session.length is None:
+            # The deferred length becomes known: the same limits and hook as at creation.
+            check_length(length, session.part_size)
+            pre_create(request, length, protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE))
 
         _receive(session, body, checksum, S3Backend(), length=length, offset=offset)
         response = HttpResponse(status=204)
@@ -318,6 +349,10 @@ class TusUploadView(TusView):
         )
         response["Content-Length"] = str(session.length)
         response["Content-Disposition"] = content_disposition(session.filename or session.id)
+        # The uploader's bytes, served from this site's origin: a browser must
+        # neither guess them to be a page nor run them as one of the site's.
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
 
 
@@ -337,7 +372,7 @@ def _finish_pending(session: TusSession, backend: S3Backend) -> None:
     try:
         session.refresh_from_db()
         if session.completion_pending:
-            Receiver(session, lease, backend).finish(session.parts, memoryview(b""))
+            Receiver(session, lease, backend).finish(session.parts)
     finally:
         lease.release()
 

@@ -295,6 +295,7 @@ class Node:
     shared_tail: bool = False
     workers: int = 2
     worker_class: str = "gthread"
+    threads: int = 4
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -339,7 +340,7 @@ class Node:
                     sys.executable, "-m", "gunicorn", "example_project.wsgi",
                     "--bind", f"127.0.0.1:{self.port}",
                     "--workers", str(self.workers), "--worker-class", self.worker_class,
-                    *(["--threads", "4"] if self.worker_class == "gthread" else []),
+                    *(["--threads", str(self.threads)] if self.worker_class == "gthread" else []),
                     "--timeout", "120", "--graceful-timeout", "3",
                     "--access-logfile", "-", "--error-logfile", "-",
                     *_NO_CONTROL_SOCKET,
@@ -689,8 +690,9 @@ def migrate(database: ClusterDatabase, env: dict[str, str], workdir: Path) -> No
 def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Iterator[Cluster]:
     """``node-a`` and ``node-b`` for routing and concurrency, ``node-f`` for
     the fault tests that kill it, ``node-s1`` and ``node-s2`` keeping their
-    tails in S3 (``RINDLE_TUS_TAIL_STORE = "s3"``), and ``node-y`` on
-    gunicorn's sync worker. Every node runs with the default lease settings."""
+    tails in S3 (``RINDLE_TUS_TAIL_STORE = "s3"``), ``node-y`` on gunicorn's
+    sync worker and ``node-h`` with 8 threads a worker as the README deploys
+    it. Every node runs with the default lease settings."""
     ensure_bucket(s3_endpoint, BUCKET, timeout=30)
     database = ClusterDatabase(database_url, workdir)
     relay = S3Relay(s3_endpoint)
@@ -715,6 +717,9 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
             # a request to a cut S3 fails after 3 quick tries.
             "AWS_MAX_ATTEMPTS": "3",
             "AWS_RETRY_MODE": "standard",
+            # Every test's uploads come from 127.0.0.1 and many are left
+            # unfinished on purpose; the bound itself is tested in test_limits.
+            "RINDLE_TUS_MAX_UNFINISHED": "none",
             "PYTHONUNBUFFERED": "1",
         })
         migrate(database, base_env, workdir)
@@ -728,6 +733,9 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
             nodes[name] = Node(name, workdir / name, env, shared_tail=True, workers=1)
         # gunicorn's sync worker: one request per process, so a stalled one holds a whole worker.
         nodes["node-y"] = Node("node-y", workdir / "node-y", dict(base_env), worker_class="sync")
+        # As the README deploys it (8 threads a worker), for the hostile-client
+        # tests, with no Tus-Max-Size but S3's 5 TiB (the worst case for memory).
+        nodes["node-h"] = Node("node-h", workdir / "node-h", {**base_env, "RINDLE_TUS_MAX_SIZE": "none"}, threads=8)
         start_nodes(list(nodes.values()))
         yield Cluster(workdir, s3_endpoint, database, relay, nodes, s3_client(s3_endpoint))
     finally:

@@ -105,15 +105,17 @@ def test_one_boto3_client_serves_every_thread(s3: S3) -> None:
 
 
 def test_pooled_buffers_are_reused_and_never_leak_old_bytes(tus: TusClient, s3: S3) -> None:
-    from rindle_tus.pipeline import buffers
+    from rindle_tus.buffers import pool
 
-    buffers._idle.clear()
+    pool._idle.clear()
+    pool._bytes = 0
     stale = [bytearray(b"\xff" * PART) for _ in range(3)]
-    buffers.give(stale, keep=3)
+    for buffer in stale:
+        pool.give(buffer)
     data = payload(3 * PART + 12345, seed=77)
     url = tus.new(len(data))
     # A tail first, then bodies that cut parts from it, then the last bytes.
     for start, end in ((0, 1_000_000), (1_000_000, PART + 2_000_000), (PART + 2_000_000, len(data))):
         assert tus.patch(url, data[start:end], start).status_code == 204
     assert s3.sha256(session_for(url).key) == sha256(data)
-    assert any(buffer is pooled for buffer in stale for pooled in buffers._idle[PART])
+    assert any(buffer is pooled for buffer in stale for pooled in pool._idle)

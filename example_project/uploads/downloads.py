@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.files.storage import storages
 
 from rindle_tus.conf import tus_settings
+from rindle_tus.metadata import clean_filename
 
 from .models import FinishedUpload
 
@@ -25,7 +26,8 @@ def storage_name(key: str, location: str) -> str:
 def download_url(upload: FinishedUpload) -> str:
     storage = storages[tus_settings.STORAGE]
     name = storage_name(upload.key, getattr(storage, "location", ""))
-    filename = upload.display_name.replace('"', "")
+    # Records kept from before rindle_tus cleaned file names may hold CR or LF.
+    filename = clean_filename(upload.display_name).replace('"', "")
     return str(
         storage.url(name, parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'})
     )

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+
+from rindle_tus.models import State, TusSession
 
 
 class FinishedUpload(models.Model):
     """One upload that arrived whole in S3, as ``upload_finished`` reported it.
 
     The session is referenced by id, not by foreign key: finished sessions are
-    reaped after a while, and the object (and this record) outlive them.
+    reaped after a while, and the object (and this record) outlive them. So the
+    record keeps who created the upload, for the permission hook to judge it by
+    once the session is gone (``as_session``).
     """
 
     session_id = models.CharField(max_length=64, unique=True)
@@ -16,6 +21,10 @@ class FinishedUpload(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     content_type = models.CharField(max_length=255, blank=True)
     finished_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    client = models.CharField(max_length=128, blank=True, help_text="Who created it, when not signed in.")
 
     class Meta:
         ordering = ("-finished_at", "-id")
@@ -26,3 +35,21 @@ class FinishedUpload(models.Model):
     @property
     def display_name(self) -> str:
         return self.filename or self.key.rsplit("/", 1)[-1]
+
+    def as_session(self) -> TusSession:
+        """A stand-in (never saved) for the reaped session, built from this record."""
+        session = TusSession(
+            id=self.session_id,
+            state=State.COMPLETED,
+            key=self.key,
+            length=self.size,
+            offset=self.size,
+            part_size=0,
+            metadata={"filename": self.filename, "filetype": self.content_type},
+            created_by_id=self.created_by_id,
+            client=self.client,
+            completed_at=self.finished_at,
+        )
+        if FinishedUpload.created_by.is_cached(self):  # select_related: no query for a hook that reads it
+            session.created_by = self.created_by
+        return session

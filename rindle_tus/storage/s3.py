@@ -19,6 +19,7 @@ from storages.utils import clean_name
 
 from ..conf import S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, MiB, tus_settings
 from ..exceptions import StorageError
+from ..metadata import clean_filename
 
 logger = logging.getLogger("rindle_tus")
 
@@ -138,15 +139,11 @@ class S3Backend:
             response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **params)
         return str(response["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray | memoryview) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, body: Any) -> str:
+        """``body``: bytes, or a seekable file (``buffers.Part.body``)."""
         with s3_errors(f"store part {number}"):
             response = self.client.upload_part(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=bytes(body) if isinstance(body, memoryview) else body,
-                **self._sse_params(key),
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **self._sse_params(key)
             )
         return str(response["ETag"])
 
@@ -168,11 +165,10 @@ class S3Backend:
             if not is_no_such_upload(exc):
                 raise
 
-    def put(self, key: str, body: bytes | bytearray | memoryview, content_type: str | None = None) -> None:
+    def put(self, key: str, body: Any, content_type: str | None = None) -> None:
+        """``body``: bytes, or a seekable file (``buffers.Part.body``)."""
         with s3_errors("store the object"):
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=bytes(body), **self._write_params(key, content_type)
-            )
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **self._write_params(key, content_type))
 
     def size(self, key: str) -> int:
         with s3_errors("read the object's size"):
@@ -214,8 +210,11 @@ class S3Backend:
 
 
 def content_disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "").replace("\\", "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    # Cleaned here as well, whoever passes the name: a CR or LF would make
+    # the header (or the presigned URL's ResponseContentDisposition) unsendable.
+    name = clean_filename(filename)
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "").replace("\\", "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 def part_size_for(length: int | None) -> int:

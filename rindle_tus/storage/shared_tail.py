@@ -11,7 +11,9 @@ is needed.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
+from ..buffers import COPY, Part, new_part
 from ..exceptions import StorageError
 from ..models import TusSession
 from .s3 import S3Backend, s3_error_code, s3_errors
@@ -34,7 +36,7 @@ class S3Tail:
         self.session = session
         self.backend = backend or S3Backend()
         self.key = tus_tail_key(session.id, self.backend)
-        self._data: bytes | None = None
+        self._data: Part | None = None
 
     def size(self) -> int | None:
         try:
@@ -53,42 +55,55 @@ class S3Tail:
         expected = self.session.tail_length
         if expected == 0:
             return
+        # Held in a part buffer (in memory, or a file when large) until used.
+        data = new_part(expected)
+        got = 0
         try:
             with s3_errors("read the tail"):
                 body = self.backend.client.get_object(Bucket=self.backend.bucket, Key=self.key)["Body"]
-                data = body.read()
+                while got < expected and (chunk := body.read(min(COPY, expected - got))):
+                    data.write(got, chunk)
+                    got += len(chunk)
+                body.close()
         except StorageError as exc:
+            data.close()
             if _not_found(exc):
                 raise_tail_missing(self.session, "the shared tail object is absent")
             raise
-        if len(data) < expected:
-            detail = f"the shared tail holds {len(data)} bytes but the upload implies {expected}"
-            raise_tail_missing(self.session, detail)
-        self._data = data[:expected]
+        if got < expected:
+            data.close()
+            raise_tail_missing(self.session, f"the shared tail holds {got} bytes but the upload implies {expected}")
+        self._data = data
 
-    def read_into(self, buffer: memoryview) -> int:
-        wanted = len(buffer)
-        if wanted == 0:
-            return 0
-        if self._data is None or len(self._data) < wanted:
+    def _read(self, length: int) -> Part:
+        if self._data is None or self._data.capacity < length:
             raise_tail_missing(self.session, "the shared tail was not read before use")
-        buffer[:wanted] = self._data[:wanted]
-        return wanted
+        return self._data
 
-    def store(self, data: memoryview, unchanged: int) -> None:
-        """Replace the object; its first ``unchanged`` bytes come from what
-        ``check`` read (the caller may not have loaded them into ``data``)."""
-        if not len(data):
+    def read_into(self, part: Part, length: int) -> None:
+        for at, chunk in _positioned(self._read(length).chunks(0, length)):
+            part.write(at, chunk)
+
+    def store(self, part: Part, length: int, unchanged: int) -> None:
+        """Replace the object with ``part``'s first ``length`` bytes, its
+        first ``unchanged`` taken from what ``check`` read (the caller may not
+        have loaded them into ``part``)."""
+        if not length:
             # An empty tail implies nothing; whatever the object holds is debris.
             return
+        whole = part
         if unchanged:
-            if self._data is None or len(self._data) < unchanged:
-                raise_tail_missing(self.session, "the shared tail was not read before use")
-            body = self._data[:unchanged] + bytes(data[unchanged:])
-        else:
-            body = bytes(data)
-        with s3_errors("store the tail"):
-            self.backend.client.put_object(Bucket=self.backend.bucket, Key=self.key, Body=body)
+            whole = new_part(length)
+            for at, chunk in _positioned(self._read(unchanged).chunks(0, unchanged)):
+                whole.write(at, chunk)
+            for at, chunk in _positioned(part.chunks(unchanged, length), unchanged):
+                whole.write(at, chunk)
+        try:
+            with s3_errors("store the tail"):
+                self.backend.client.put_object(Bucket=self.backend.bucket, Key=self.key, Body=whole.body(length))
+        finally:
+            if whole is not part:
+                whole.close()
 
     def ensure(self) -> None:
         """Nothing to prepare: a missing object with an empty tail is consistent."""
@@ -96,6 +111,12 @@ class S3Tail:
     def delete(self) -> None:
         with s3_errors("delete the tail"):
             self.backend.client.delete_object(Bucket=self.backend.bucket, Key=self.key)
+
+
+def _positioned(chunks: Iterator[memoryview], at: int = 0) -> Iterator[tuple[int, memoryview]]:
+    for chunk in chunks:
+        yield at, chunk
+        at += len(chunk)
 
 
 def _not_found(exc: StorageError) -> bool:

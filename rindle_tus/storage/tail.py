@@ -10,19 +10,24 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ..conf import tus_settings
-from ..exceptions import TusTailMissing
+from ..exceptions import NodeFull, TusTailMissing
 from ..models import TusSession
 
 if TYPE_CHECKING:
+    from ..buffers import Part
     from .shared_tail import S3Tail
 
 logger = logging.getLogger("rindle_tus")
 
 TAIL_DIRNAME = "tus"
+# The size of each read when a tail is copied into a part.
+COPY = 1024 * 1024
 TAIL_SUFFIX = ".tail"
 
 
@@ -39,6 +44,42 @@ def tus_tail_path(session_id: str, *, root: str | os.PathLike[str] | None = None
 
 def tail_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return tus_tail_path("", root=root).parent
+
+
+_usage_lock = threading.Lock()
+_usage: tuple[float, int] = (0.0, 0)
+# How long one look at the folder's size serves the requests of a process.
+USAGE_TTL = 1.0
+
+
+def check_node_room() -> None:
+    """``RINDLE_TUS_MAX_TAIL_BYTES``: refuse to buffer more on this node's
+    disk once its tails add up to that (507, the client retries later)."""
+    limit = tus_settings.MAX_TAIL_BYTES
+    if limit is None:
+        return
+    global _usage
+    with _usage_lock:
+        looked, used = _usage
+        if time.monotonic() - looked > USAGE_TTL:
+            used = sum(_size(entry) for entry in _entries(tail_dir()))
+            _usage = (time.monotonic(), used)
+    if used >= limit:
+        raise NodeFull(f"The tails on this node hold {used} bytes, as many as RINDLE_TUS_MAX_TAIL_BYTES allows.")
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
+    except FileNotFoundError:
+        return 0
 
 
 class Tail:
@@ -80,49 +121,49 @@ class Tail:
     def _missing(self, detail: str) -> None:
         raise_tail_missing(self.session, detail)
 
-    def read_into(self, buffer: memoryview) -> int:
-        """Fill ``buffer`` with the tail's committed bytes; return how many."""
-        wanted = len(buffer)
-        if wanted == 0:
-            return 0
+    def read_into(self, part: Part, length: int) -> None:
+        """Write the tail's first ``length`` (committed) bytes into ``part``."""
+        done = 0
         with open(self.path, "rb") as fh:
-            got = fh.readinto(buffer)
-        if got != wanted:
-            self._missing(f"the tail file ended after {got} of {wanted} bytes")
-        return wanted
+            while done < length:
+                chunk = fh.read(min(COPY, length - done))
+                if not chunk:
+                    self._missing(f"the tail file ended after {done} of {length} bytes")
+                part.write(done, chunk)
+                done += len(chunk)
 
-    def store(self, data: memoryview, unchanged: int) -> None:
-        """Make ``data`` the tail, knowing its first ``unchanged`` bytes are
-        already the file's: only what follows them is written."""
+    def store(self, part: Part, length: int, unchanged: int) -> None:
+        """Make the first ``length`` bytes of ``part`` the tail, knowing its
+        first ``unchanged`` bytes are already the file's: only what follows
+        them is written."""
         if unchanged:
-            self.append(data[unchanged:], at=unchanged)
+            self.append(part, length, at=unchanged)
         else:
-            self.replace(data)
+            self.replace(part, length)
 
     def ensure(self) -> None:
         """Create an empty tail file if there is none (before the row implies one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            self.replace(memoryview(b""))
+            self.replace(None, 0)
 
-    def replace(self, data: memoryview) -> None:
-        """Atomically make ``data`` the whole tail: temp file, fsync, rename."""
+    def replace(self, part: Part | None, length: int) -> None:
+        """Atomically make ``part``'s first ``length`` bytes the whole tail:
+        temp file, fsync, rename."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = data
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            if part is not None:
+                _write(fd, part, 0, length)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 
-    def append(self, data: memoryview, at: int) -> None:
-        """Write ``data`` after the first ``at`` bytes.
+    def append(self, part: Part, length: int, at: int) -> None:
+        """Write ``part``'s bytes ``[at, length)`` after the first ``at`` bytes.
 
         Safe without a rename: until the offset commit the new bytes lie past
         what the row implies, so a crash leaves only debris.
@@ -130,11 +171,8 @@ class Tail:
         fd = os.open(self.path, os.O_WRONLY)
         try:
             os.lseek(fd, at, os.SEEK_SET)
-            view = data
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.ftruncate(fd, at + len(data))
+            _write(fd, part, at, length)
+            os.ftruncate(fd, length)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -158,6 +196,14 @@ def open_tail(session: TusSession) -> Tail | S3Tail:
 
         return S3Tail(session)
     return Tail(session)
+
+
+def _write(fd: int, part: Part, start: int, end: int) -> None:
+    for chunk in part.chunks(start, end):
+        view = chunk
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,42 @@
+"""What the app reads from an upload's metadata: its content type and its
+file name, the two values that end up in headers (the S3 object's
+Content-Type, a download's Content-Type and Content-Disposition).
+
+New uploads cannot hold values unfit for a header
+(``protocol.check_header_metadata``); uploads created before that check
+can, so the values are neutralised here too, where they are read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .protocol import CONTENT_TYPE_KEYS, FILE_NAME_KEYS, is_media_type, without_controls
+
+if TYPE_CHECKING:
+    from .models import TusSession
+
+
+def content_type_of(session: TusSession) -> str | None:
+    """The first valid media type among the content-type keys: anything else
+    is ignored, as if the uploader had named none."""
+    for name in CONTENT_TYPE_KEYS:
+        value = session.metadata.get(name)
+        if value and is_media_type(str(value)):
+            return str(value)
+    return None
+
+
+def filename_of(session: TusSession) -> str:
+    """The uploader's file name, without control characters; "" if none."""
+    for name in FILE_NAME_KEYS:
+        value = session.metadata.get(name)
+        cleaned = clean_filename(str(value)) if value else ""
+        if cleaned:
+            return cleaned
+    return ""
+
+
+def clean_filename(name: str) -> str:
+    """A file name fit for a header, however it was stored: no control characters."""
+    return without_controls(name)
