@@ -454,7 +454,7 @@ class _Run:
 
 def _timed_relay(port: int) -> Any:
     """A ``tests.relay.ClientRelay`` that also notes the wall-clock time of each drop, right after it reset the
-    client's socket (its ``_finished`` hook runs then, in the pump thread that reset it)."""
+    client's socket (its ``dropped`` hook runs then, in the pump thread that reset it)."""
     from tests.relay import ClientRelay
 
     class TimedRelay(ClientRelay):
@@ -462,10 +462,8 @@ def _timed_relay(port: int) -> Any:
             self.reset_at: list[float] = []
             super().__init__(upstream_port)
 
-        def _finished(self, connection: Any, abandoned: Any, counted: bool) -> None:
-            if counted:
-                self.reset_at.append(time.time())
-            super()._finished(connection, abandoned, counted)
+        def dropped(self) -> None:
+            self.reset_at.append(time.time())
 
     return TimedRelay(port)
 

@@ -202,6 +202,11 @@ class RindleServer:
             "RINDLE_TUS_PART_SIZE": str(part_size),
             "EXAMPLE_VAR_DIR": str(workdir / "var"),
             "RINDLE_TUS_LOG_LEVEL": "WARNING",
+            # The scenarios fill every thread with uploads (scenario 3: 32 at once on
+            # 4 x 8 threads) from one address, and the clients do not retry: the
+            # caps meant to keep a site's other pages answering would refuse some.
+            "RINDLE_TUS_MAX_BODIES": str(settings.threads),
+            "RINDLE_TUS_MAX_UNFINISHED": "none",
             # The same boto3 checksum setting as the limit's client, read by botocore itself.
             "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
             "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",

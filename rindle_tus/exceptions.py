@@ -9,11 +9,15 @@ class TusError(Exception):
     status: int = 400
     code: str = "bad_request"
     default_message: str = "The request is not valid."
+    # Seconds a client should wait before it tries again, sent as Retry-After.
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
         # Headers the error response must carry besides the message.
         self.headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            self.headers["Retry-After"] = str(self.retry_after)
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -117,10 +121,7 @@ class Locked(TusError):
     status = 423
     code = "locked"
     default_message = "Another request is writing to this upload and did not hand it over in time; retry shortly."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = "1"
+    retry_after = 1
 
 
 class BodyStalled(TusError):
@@ -132,10 +133,7 @@ class BodyStalled(TusError):
 
     status = 503
     code = "body_stalled"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = "1"
+    retry_after = 1
 
 
 class TooManyUploads(TusError):
@@ -153,10 +151,7 @@ class Busy(TusError):
     status = 503
     code = "busy"
     default_message = "This server is receiving as many uploads as it can; retry shortly."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = "1"
+    retry_after = 1
 
 
 class NodeFull(TusError):
@@ -165,20 +160,14 @@ class NodeFull(TusError):
     status = 507
     code = "node_full"
     default_message = "This server holds as many buffered bytes as it may; retry later."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = "30"
+    retry_after = 30
 
 
 class DatabaseUnavailable(TusError):
     status = 503
     code = "database_unavailable"
     default_message = "The database did not answer; nothing was lost and the upload can be resumed."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message)
-        self.headers["Retry-After"] = "1"
+    retry_after = 1
 
 
 class ChecksumMismatch(TusError):

@@ -128,14 +128,15 @@ def _process(pid: int) -> str:
 def holder_gone(holder: str) -> bool:
     """Whether ``holder`` was a process of this machine that no longer runs.
     A holder elsewhere cannot be seen; its lease lapses instead."""
-    parts = holder.split(" ")
+    # Parsed from the right: a node name may hold spaces.
+    parts = holder.rsplit(" ", 3)
     if len(parts) != 4 or not parts[1] or parts[1] != _machine() or not parts[2].isdigit() or not parts[3]:
         return False
     return _start_time(int(parts[2])) != parts[3]
 
 
 def describe_holder(holder: str) -> str:
-    parts = holder.split(" ")
+    parts = holder.rsplit(" ", 3)
     return f"{parts[0]}, process {parts[2]}" if len(parts) == 4 else holder
 
 

@@ -162,6 +162,17 @@ class TusClient:
     def delete(self, url: str) -> Any:
         return self.request("DELETE", url, content_type="")
 
+    def partial(self, data: bytes) -> str:
+        """A finished partial upload of ``data`` (``Upload-Concat: partial``)."""
+        url = self.new(len(data), headers={"Upload-Concat": "partial"})
+        if data:
+            assert self.patch(url, data, 0).status_code == 204
+        return url
+
+    def final(self, urls: list[str]) -> Any:
+        """The answer to creating the final upload of the partial uploads ``urls``."""
+        return self.request("POST", "/files/", headers={"Upload-Concat": "final;" + " ".join(urls)}, content_type="")
+
     def upload(self, data: bytes, chunk: int | None = None, **kwargs: Any) -> str:
         url = self.new(len(data), **kwargs)
         step = chunk or max(len(data), 1)

@@ -440,8 +440,16 @@ class ClientRelay:
             self._connections.add(connection)
             connection.start()
 
+    def request_seen(self, method: str, target: str) -> None:
+        """Called for every request head, before the armed drop is matched
+        against it (a subclass may arm one for this very request)."""
+
+    def dropped(self) -> None:
+        """Called once per drop, in the pump thread, right after the reset."""
+
     def _request_seen(self, method: str, target: str) -> _Drop | None:
         """Record a request head; the armed drop if the request matches it."""
+        self.request_seen(method, target)
         with self._lock:
             self._requests.append((method, target))
             armed = self._armed
@@ -463,3 +471,5 @@ class ClientRelay:
             if counted:
                 self._drops += 1
             self._lock.notify_all()
+        if counted:
+            self.dropped()

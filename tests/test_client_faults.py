@@ -231,13 +231,12 @@ class NthRequestRelay(ClientRelay):
     seen, so the requests before it pass whole, however quickly they follow."""
 
     def __init__(self, upstream_port: int, *, method: str, nth: int, after: int) -> None:
-        assert callable(getattr(ClientRelay, "_request_seen", None)), "ClientRelay changed: update NthRequestRelay"
         self._nth = (method, nth, after)
         self._seen = 0
         self._count_lock = threading.Lock()
         super().__init__(upstream_port)
 
-    def _request_seen(self, method: str, target: str) -> Any:
+    def request_seen(self, method: str, target: str) -> None:
         wanted, nth, after = self._nth
         if method == wanted:
             with self._count_lock:
@@ -245,7 +244,6 @@ class NthRequestRelay(ClientRelay):
                 arm = self._seen == nth
             if arm:
                 self.drop(wanted, after)
-        return super()._request_seen(method, target)
 
 
 def _reset(sock: socket.socket) -> None:

@@ -92,21 +92,12 @@ def test_finished_upload_has_no_upload_expires(tus: TusClient) -> None:
     assert "Upload-Expires" not in response
 
 
-def _partial(tus: TusClient, data: bytes) -> str:
-    url = tus.new(len(data), headers={"Upload-Concat": "partial"})
-    if data:
-        assert tus.patch(url, data, 0).status_code == 204
-    return url
-
-
-def _final(tus: TusClient, urls: list[str]) -> object:
-    return tus.request("POST", "/files/", headers={"Upload-Concat": "final;" + " ".join(urls)}, content_type="")
 
 
 def test_concatenation_by_server_side_copy(tus: TusClient, s3: S3) -> None:
     pieces = [payload(PART + 7, seed=1), payload(PART, seed=2), payload(123, seed=3)]
-    urls = [_partial(tus, piece) for piece in pieces]
-    response = _final(tus, ["http://testserver" + urls[0], urls[1], urls[2]])
+    urls = [tus.partial(piece) for piece in pieces]
+    response = tus.final(["http://testserver" + urls[0], urls[1], urls[2]])
     assert response.status_code == 201
     url = response["Location"].replace("http://testserver", "")
     final = session_for(url)
@@ -121,8 +112,8 @@ def test_concatenation_by_server_side_copy(tus: TusClient, s3: S3) -> None:
 
 def test_concatenation_of_small_partials_streams(tus: TusClient, s3: S3) -> None:
     pieces = [payload(MiB, seed=4), b"", payload(PART + MiB, seed=5), payload(7, seed=6)]
-    urls = [_partial(tus, piece) for piece in pieces]
-    response = _final(tus, urls)
+    urls = [tus.partial(piece) for piece in pieces]
+    response = tus.final(urls)
     assert response.status_code == 201
     final = session_for(response["Location"])
     assert final.state == State.COMPLETED
@@ -130,44 +121,44 @@ def test_concatenation_of_small_partials_streams(tus: TusClient, s3: S3) -> None
 
 
 def test_partial_upload_head_says_partial(tus: TusClient) -> None:
-    url = _partial(tus, b"abc")
+    url = tus.partial(b"abc")
     assert tus.head(url)["Upload-Concat"] == "partial"
 
 
 def test_patch_to_final_upload_is_403(tus: TusClient) -> None:
-    response = _final(tus, [_partial(tus, b"abc")])
+    response = tus.final([tus.partial(b"abc")])
     url = response["Location"].replace("http://testserver", "")
     assert tus.patch(url, b"x", 3).status_code == 403
 
 
 def test_final_with_unfinished_partial_is_400(tus: TusClient) -> None:
     url = tus.new(10, headers={"Upload-Concat": "partial"})
-    response = _final(tus, [url])
+    response = tus.final([url])
     assert response.status_code == 400
     assert "not finished" in response.content.decode()
 
 
 def test_final_with_unknown_partial_is_400(tus: TusClient) -> None:
-    response = _final(tus, ["/files/" + "B" * 32])
+    response = tus.final(["/files/" + "B" * 32])
     assert response.status_code == 400
     assert "does not exist" in response.content.decode()
 
 
 def test_final_with_non_partial_upload_is_400(tus: TusClient) -> None:
     url = tus.upload(b"abc")
-    response = _final(tus, [url])
+    response = tus.final([url])
     assert response.status_code == 400
     assert "not a partial" in response.content.decode()
 
 
 def test_final_with_foreign_host_is_400(tus: TusClient) -> None:
-    url = _partial(tus, b"abc")
-    response = _final(tus, ["http://elsewhere.example" + url])
+    url = tus.partial(b"abc")
+    response = tus.final(["http://elsewhere.example" + url])
     assert response.status_code == 400
 
 
 def test_final_with_upload_length_is_400(tus: TusClient) -> None:
-    url = _partial(tus, b"abc")
+    url = tus.partial(b"abc")
     response = tus.request(
         "POST", "/files/", headers={"Upload-Concat": f"final;{url}", "Upload-Length": "3"}, content_type=""
     )

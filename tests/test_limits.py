@@ -43,25 +43,16 @@ def test_a_deferred_length_upload_stops_at_tus_max_size(tus: TusClient, s3: S3, 
     assert s3.sha256(session_for(url).key) == sha256(data)
 
 
-def _partial(tus: TusClient, data: bytes) -> str:
-    url = tus.new(len(data), headers={"Upload-Concat": "partial"})
-    if data:
-        assert tus.patch(url, data, 0).status_code == 204
-    return url
-
-
-def _final(tus: TusClient, urls: list[str]) -> Any:
-    return tus.request("POST", "/files/", headers={"Upload-Concat": "final;" + " ".join(urls)}, content_type="")
 
 
 def test_a_final_upload_past_tus_max_size_is_refused_and_creates_nothing(
     tus: TusClient, s3: S3, settings: Any
 ) -> None:
     settings.RINDLE_TUS_MAX_SIZE = 10 * MiB
-    urls = [_partial(tus, payload(6 * MiB, seed=n)) for n in (3, 4)]
+    urls = [tus.partial(payload(6 * MiB, seed=n)) for n in (3, 4)]
     rows = TusSession.objects.count()
 
-    refused = _final(tus, urls)
+    refused = tus.final(urls)
 
     assert refused.status_code == 413
     assert TusSession.objects.count() == rows
@@ -70,10 +61,10 @@ def test_a_final_upload_past_tus_max_size_is_refused_and_creates_nothing(
 def test_a_partial_named_twice_in_one_final_is_refused(tus: TusClient, s3: S3) -> None:
     """Copied server-side, one partial named many times would make an object
     of any size out of a few bytes sent (200 x 5 MiB = 1,000 MiB in one POST)."""
-    url = _partial(tus, payload(PART, seed=5))
+    url = tus.partial(payload(PART, seed=5))
     rows = TusSession.objects.count()
 
-    refused = _final(tus, [url, url])
+    refused = tus.final([url, url])
 
     assert refused.status_code == 400 and b"more than once" in refused.content
     assert TusSession.objects.count() == rows
@@ -90,8 +81,8 @@ def test_the_pre_create_hook_sees_each_length_as_it_becomes_known(tus: TusClient
     deferred = tus.new(None, metadata=meta)
     assert tus.patch(deferred, b"abc", 0, headers={"Upload-Length": "3"}).status_code == 204
     pieces = [payload(MiB, seed=6), payload(7, seed=7)]
-    urls = [_partial(tus, piece) for piece in pieces]
-    assert _final(tus, urls).status_code == 201
+    urls = [tus.partial(piece) for piece in pieces]
+    assert tus.final(urls).status_code == 201
 
     assert seen == [(None, b"a.bin"), (3, b"a.bin"), (MiB, None), (7, None), (MiB + 7, None)]
 
