@@ -7,7 +7,8 @@ in memory. A larger one, which only an upload so long that its parts had to
 grow to fit S3's 10,000 gets, waits in an unnamed temporary file in the
 tails' folder (tusd keeps every part on disk so): it costs disk writes, not
 memory, and leaves nothing behind if the process dies. A request that
-cannot fill a part takes a buffer only as large as its tail and its body.
+cannot fill a part takes a buffer only as large as its tail and its body
+when its parts are too large for memory.
 
 So a request holds at most ``RINDLE_TUS_UPLOAD_CONCURRENCY + 1`` buffers of
 at most ``memory_part_limit()`` bytes each, and the pool keeps at most that
@@ -57,10 +58,11 @@ class Part:
 
 
 class MemoryPart(Part):
-    def __init__(self, data: bytearray) -> None:
+    def __init__(self, data: bytearray, pooled: bool = True) -> None:
         self.data = data
         self.capacity = len(data)
         self.view = memoryview(data)
+        self.pooled = pooled
 
     def write(self, at: int, data: bytes | bytearray | memoryview) -> None:
         self.view[at : at + len(data)] = data
@@ -74,7 +76,8 @@ class MemoryPart(Part):
             yield self.view[start:end]
 
     def close(self) -> None:
-        pool.give(self.data)
+        if self.pooled:
+            pool.give(self.data)
 
 
 class FilePart(Part):
@@ -148,10 +151,12 @@ class _Slice(io.RawIOBase):
         return self.length
 
 
-def new_part(capacity: int) -> Part:
-    if capacity <= memory_part_limit():
-        return MemoryPart(pool.take(capacity))
-    return FilePart(capacity)
+def new_part(capacity: int, pooled: bool = True) -> Part:
+    """A part buffer of ``capacity`` bytes; a memory one returns to the pool
+    when closed if ``pooled`` (odd sizes are not worth keeping)."""
+    if capacity > memory_part_limit():
+        return FilePart(capacity)
+    return MemoryPart(pool.take(capacity) if pooled else bytearray(capacity), pooled)
 
 
 class BufferPool:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .buffers import Part, new_part
+from .buffers import Part, memory_part_limit, new_part
 
 
 class PartPipeline:
@@ -39,14 +39,17 @@ class PartPipeline:
         self._free: list[Part] = []
         self._taken: list[Part] = []
 
-    def buffer(self, capacity: int | None = None) -> Part:
-        """A buffer for the next part; ``capacity`` below the part size for
-        a request that cannot fill one."""
-        if capacity is None or capacity >= self._part_size:
-            if self._free:
-                return self._free.pop()
-            capacity = self._part_size
-        part = new_part(capacity)
+    def buffer(self, needed: int | None = None) -> Part:
+        """A buffer for the next part. ``needed``: the most bytes the request
+        can bring into it, when that is less than a part; it only matters
+        for parts too large for memory (a pooled part buffer is cheaper than
+        an odd-sized one, which would churn the allocator)."""
+        if needed is not None and needed < self._part_size and self._part_size > memory_part_limit():
+            part = new_part(needed, pooled=False)
+        elif self._free:
+            return self._free.pop()
+        else:
+            part = new_part(self._part_size)
         self._taken.append(part)
         return part
 

@@ -128,9 +128,8 @@ class Receiver:
         part_size = session.part_size
         kept = session.tail_length
         # The body lands after the old tail's place in a part buffer (see
-        # ``buffers``: no larger than the tail and the body, when that is less
-        # than a part); the tail itself is read in only when that buffer
-        # becomes a part (or the last bytes). A body that cannot fill a part
+        # ``PartPipeline.buffer`` for how large); the tail itself is read in
+        # only when that buffer becomes a part (or the last bytes). A body that cannot fill a part
         # never reads it: the new bytes are appended after it on disk.
         buffer = pipeline.buffer(None if body.length is None else kept + body.length)
         fill = kept

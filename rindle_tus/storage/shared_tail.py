@@ -56,7 +56,7 @@ class S3Tail:
         if expected == 0:
             return
         # Held in a part buffer (in memory, or a file when large) until used.
-        data = new_part(expected)
+        data = new_part(expected, pooled=False)
         got = 0
         try:
             with s3_errors("read the tail"):
@@ -93,7 +93,7 @@ class S3Tail:
             return
         whole = part
         if unchanged:
-            whole = new_part(length)
+            whole = new_part(length, pooled=False)
             for at, chunk in _positioned(self._read(unchanged).chunks(0, unchanged)):
                 whole.write(at, chunk)
             for at, chunk in _positioned(part.chunks(unchanged, length), unchanged):
