@@ -208,6 +208,25 @@ class S3Backend:
             parameters["ResponseContentDisposition"] = content_disposition(filename)
         return str(self.storage.url(name, parameters=parameters, expire=expire))
 
+    def multipart_uploads(self) -> Iterator[list[dict[str, Any]]]:
+        """The multipart uploads in progress under ``prefix``, a page at a time."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with s3_errors("list multipart uploads"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                yield list(page.get("Uploads", []))
+
+    def abort_existing(self, key: str, upload_id: str) -> bool:
+        """Abort a multipart upload: True if this call aborted it, False if it
+        no longer existed (``abort`` counts both as aborted)."""
+        try:
+            with s3_errors("abort the multipart upload"):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except StorageError as exc:
+            if is_no_such_upload(exc):
+                return False
+            raise
+        return True
+
 
 def content_disposition(filename: str) -> str:
     # Cleaned here as well, whoever passes the name: a CR or LF would make
