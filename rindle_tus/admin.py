@@ -19,13 +19,17 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from . import maintenance
 from .conf import tus_settings
+from .exceptions import StorageError
 from .locking import describe_holder, is_leased
 from .models import State, TusSession
 from .storage.s3 import S3Backend
-from .storage.tail import Tail
+from .storage.shared_tail import S3Tail
+from .storage.tail import open_tail
 
 logger = logging.getLogger("rindle_tus")
 
@@ -34,7 +38,7 @@ MESSAGE_LINES = 20
 
 
 class NodeFilter(admin.AllValuesFieldListFilter):
-    title = "node"
+    title = _("node")
 
 
 if TYPE_CHECKING:
@@ -81,11 +85,11 @@ class TusSessionAdmin(_ModelAdmin):
                 )
             },
         ),
-        ("Storage", {"fields": ("s3_key", "upload_id", "part_size", "parts_table", "tail")}),
-        ("Metadata", {"fields": ("metadata_table", "metadata_raw")}),
-        ("Request path", {"fields": ("node", "lease", "concat", "concat_sources")}),
+        (_("Storage"), {"fields": ("s3_key", "upload_id", "part_size", "parts_table", "tail")}),
+        (_("Metadata"), {"fields": ("metadata_table", "metadata_raw")}),
+        (_("Request path"), {"fields": ("node", "lease", "concat", "concat_sources")}),
     )
-    readonly_fields = tuple(str(name) for _, options in fieldsets for name in options["fields"])
+    readonly_fields = tuple(str(name) for _title, options in fieldsets for name in options["fields"])
 
     # -- permissions: look, and act through the actions; never edit --------
 
@@ -103,90 +107,99 @@ class TusSessionAdmin(_ModelAdmin):
 
     # -- list columns --------------------------------------------------------
 
-    @admin.display(description="upload", ordering="id")
+    @admin.display(description=_("upload"), ordering="id")
     def short_id(self, obj: TusSession) -> str:
         return f"{obj.pk[:8]}…"
 
-    @admin.display(description="file name")
+    @admin.display(description=_("file name"))
     def file_name(self, obj: TusSession) -> str:
         return obj.filename or "—"
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress(self, obj: TusSession) -> SafeString | str:
         if obj.length is None:
-            return f"{filesizeformat(obj.offset)} (length deferred)"
+            return gettext("%(size)s (length deferred)") % {"size": filesizeformat(obj.offset)}
         percent = 100 if obj.length == 0 else obj.offset * 100 // obj.length
         return format_html(
-            '<progress value="{}" max="{}" title="{} of {} bytes"></progress> {}%',
+            '<progress value="{}" max="{}" title="{}"></progress> {}%',
             obj.offset,
             max(obj.length, 1),
-            obj.offset,
-            obj.length,
+            gettext("%(offset)d of %(length)d bytes") % {"offset": obj.offset, "length": obj.length},
             percent,
         )
 
-    @admin.display(description="size", ordering="length")
+    @admin.display(description=_("size"), ordering="length")
     def size(self, obj: TusSession) -> str:
-        return "deferred" if obj.length is None else str(filesizeformat(obj.length))
+        return gettext("deferred") if obj.length is None else str(filesizeformat(obj.length))
 
-    @admin.display(description="node", ordering="tail_node")
+    @admin.display(description=_("node"), ordering="tail_node")
     def node(self, obj: TusSession) -> str:
         return obj.tail_node or "—"
 
-    @admin.display(description="age", ordering="created_at")
+    @admin.display(description=_("age"), ordering="created_at")
     def age(self, obj: TusSession) -> str:
         return timesince(obj.created_at)
 
-    @admin.display(description="last activity", ordering="updated_at")
+    @admin.display(description=_("last activity"), ordering="updated_at")
     def last_activity(self, obj: TusSession) -> str:
-        return f"{timesince(obj.updated_at)} ago"
+        return gettext("%(time)s ago") % {"time": timesince(obj.updated_at)}
 
-    @admin.display(description="expiry", ordering="expires_at")
+    @admin.display(description=_("expiry"), ordering="expires_at")
     def expiry(self, obj: TusSession) -> str:
         if obj.state != State.RECEIVING or obj.expires_at is None:
             return "—"
         if obj.expires_at <= timezone.now():
-            return f"expired {timesince(obj.expires_at)} ago"
-        return f"in {timesince(timezone.now(), obj.expires_at)}"
+            return gettext("expired %(time)s ago") % {"time": timesince(obj.expires_at)}
+        return gettext("in %(time)s") % {"time": timesince(timezone.now(), obj.expires_at)}
 
     # -- the session page ----------------------------------------------------
 
-    @admin.display(description="S3 key")
+    @admin.display(description=_("S3 key"))
     def s3_key(self, obj: TusSession) -> str:
         return obj.key
 
-    @admin.display(description="parts")
+    @admin.display(description=_("parts"))
     def parts_table(self, obj: TusSession) -> SafeString | str:
         if not obj.parts:
-            return "none committed"
+            return gettext("none committed")
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             ((p["number"], p["size"], p["etag"]) for p in obj.parts[:PARTS_SHOWN]),
         )
-        more = len(obj.parts) - PARTS_SHOWN
+        count = len(obj.parts)
+        summary = ngettext(
+            "%(count)d part, %(bytes)d bytes committed", "%(count)d parts, %(bytes)d bytes committed", count
+        ) % {"count": count, "bytes": obj.committed_bytes}
+        if count > PARTS_SHOWN:
+            summary += gettext("; the first %(shown)d are shown") % {"shown": PARTS_SHOWN}
         return format_html(
-            "<table><thead><tr><th>number</th><th>bytes</th><th>ETag</th></tr></thead><tbody>{}</tbody></table>"
-            "<p>{} parts, {} bytes committed{}</p>",
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
+            gettext("number"),
+            gettext("bytes"),
+            gettext("ETag"),
             rows,
-            len(obj.parts),
-            obj.committed_bytes,
-            f"; the first {PARTS_SHOWN} are shown" if more > 0 else "",
+            summary,
         )
 
-    @admin.display(description="tail")
+    @admin.display(description=_("tail"))
     def tail(self, obj: TusSession) -> str:
-        here = tus_settings.NODE_NAME
-        size = Tail(obj).size()
-        if size is not None:
-            return f"present on this node ({here}): {size} bytes ({obj.tail_length} of them committed)"
-        written = f"; last written on {obj.tail_node}" if obj.tail_node else ""
-        return f"absent on this node ({here}){written}"
+        """The tail where ``RINDLE_TUS_TAIL_STORE`` keeps it: a file on this
+        node's disk, or an object in the bucket that every node shares."""
+        try:
+            store = open_tail(obj)
+            size = store.size()
+        except StorageError as exc:
+            logger.warning("no size of the shared tail of %s: %s", obj.pk, exc)
+            return gettext("unknown: the shared store did not answer: %(error)s") % {"error": exc}
+        if isinstance(store, S3Tail):
+            return _shared_tail(obj, store.key, size)
+        return _local_tail(obj, size)
 
-    @admin.display(description="metadata")
+    @admin.display(description=_("metadata"))
     def metadata_table(self, obj: TusSession) -> SafeString | str:
         if not obj.metadata:
-            return "none"
+            return gettext("none")
         rows = format_html_join(
             "",
             "<tr><th>{}</th><td>{}</td></tr>",
@@ -194,53 +207,79 @@ class TusSessionAdmin(_ModelAdmin):
         )
         return format_html("<table><tbody>{}</tbody></table>", rows)
 
-    @admin.display(description="lease")
+    @admin.display(description=_("lease"))
     def lease(self, obj: TusSession) -> str:
         if not is_leased(obj):
-            return "free"
+            return gettext("free")
         assert obj.lease_expires_at is not None
-        held = f"held by {describe_holder(obj.lease_holder)} until {obj.lease_expires_at.isoformat()}"
-        return f"{held}; asked to hand over" if obj.lease_release_requested else held
+        values = {"holder": describe_holder(obj.lease_holder), "until": obj.lease_expires_at.isoformat()}
+        if obj.lease_release_requested:
+            return gettext("held by %(holder)s until %(until)s; asked to hand over") % values
+        return gettext("held by %(holder)s until %(until)s") % values
 
-    @admin.display(description="download")
+    @admin.display(description=_("download"))
     def download(self, obj: TusSession) -> SafeString | str:
         if obj.state != State.COMPLETED:
-            return "only for completed uploads"
+            return gettext("only for completed uploads")
         try:
             url = _download_url(obj)
         except Exception as exc:  # noqa: BLE001  (a page that renders beats a 500)
             logger.warning("no download link for %s: %s", obj.pk, exc)
-            return f"unavailable: {exc}"
+            return gettext("unavailable: %(error)s") % {"error": exc}
         name = obj.filename or obj.key
-        return format_html('<a href="{}">{}</a> (valid {} s)', url, name, tus_settings.GET_URL_EXPIRY)
+        valid = gettext("(valid %(seconds)d s)") % {"seconds": tus_settings.GET_URL_EXPIRY}
+        return format_html('<a href="{}">{}</a> {}', url, name, valid)
 
     # -- actions -------------------------------------------------------------
 
     def _report(self, request: HttpRequest, what: str, report: maintenance.Report) -> None:
+        """``what``: the action's name, translated."""
         done = any(a.result == maintenance.DONE for a in report.actions)
         level = messages.ERROR if report.failed else messages.SUCCESS if done else messages.WARNING
-        self.message_user(request, f"{what}: {report.summary()}", level)
+        summary = gettext("%(action)s: %(summary)s") % {"action": what, "summary": report.summary()}
+        self.message_user(request, summary, level)
         notable = [a for a in report.actions if a.result in (maintenance.FAILED, maintenance.SKIPPED)]
         for action in notable[:MESSAGE_LINES]:
             failed = action.result == maintenance.FAILED
             self.message_user(request, str(action), messages.ERROR if failed else messages.WARNING)
-        if len(notable) > MESSAGE_LINES:
-            self.message_user(request, f"… and {len(notable) - MESSAGE_LINES} more; see the log.", messages.WARNING)
+        more = len(notable) - MESSAGE_LINES
+        if more > 0:
+            text = ngettext("… and %(count)d more; see the log.", "… and %(count)d more; see the log.", more)
+            self.message_user(request, text % {"count": more}, messages.WARNING)
 
-    @admin.action(description="Terminate (abort and clean up)", permissions=["operate"])
+    @admin.action(description=_("Terminate (abort and clean up)"), permissions=["operate"])
     def terminate_selected(self, request: HttpRequest, queryset: QuerySet[TusSession]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        self._report(request, "Terminate", maintenance.terminate_sessions(ids))
+        self._report(request, gettext("Terminate"), maintenance.terminate_sessions(ids))
 
-    @admin.action(description="Retry completion", permissions=["operate"])
+    @admin.action(description=_("Retry completion"), permissions=["operate"])
     def retry_completion(self, request: HttpRequest, queryset: QuerySet[TusSession]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        self._report(request, "Retry completion", maintenance.retry_completion(ids))
+        self._report(request, gettext("Retry completion"), maintenance.retry_completion(ids))
 
-    @admin.action(description="Reap selected now", permissions=["operate"])
+    @admin.action(description=_("Reap selected now"), permissions=["operate"])
     def reap_selected(self, request: HttpRequest, queryset: QuerySet[TusSession]) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        self._report(request, "Reap", maintenance.reap_selected(ids))
+        self._report(request, gettext("Reap"), maintenance.reap_selected(ids))
+
+
+def _local_tail(session: TusSession, size: int | None) -> str:
+    values = {"node": tus_settings.NODE_NAME, "size": size, "committed": session.tail_length}
+    if size is not None:
+        return gettext("present on this node (%(node)s): %(size)d bytes (%(committed)d of them committed)") % values
+    if session.tail_node:
+        values["written"] = session.tail_node
+        return gettext("absent on this node (%(node)s); last written on %(written)s") % values
+    return gettext("absent on this node (%(node)s)") % values
+
+
+def _shared_tail(session: TusSession, key: str, size: int | None) -> str:
+    """A tail in the shared store: one S3 object, the same from every node."""
+    values = {"key": key, "size": size, "committed": session.tail_length}
+    if size is None:
+        return gettext("absent from the shared store (no S3 object %(key)s)") % values
+    text = gettext("present in the shared store (S3 object %(key)s): %(size)d bytes (%(committed)d of them committed)")
+    return text % values
 
 
 def _download_url(session: TusSession) -> str:

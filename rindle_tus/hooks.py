@@ -36,8 +36,6 @@ from .exceptions import NotAuthenticated, PermissionDenied
 if TYPE_CHECKING:
     from .models import TusSession
 
-ACTIONS = ("create", "head", "patch", "delete", "get", "concatenate")
-
 
 def _resolve(value: Any) -> Any:
     if value is None:

@@ -15,9 +15,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from rindle_tus.exceptions import StorageError
 from rindle_tus.locking import Lease
 from rindle_tus.models import State, TusSession
-from rindle_tus.storage import tus_tail_path
+from rindle_tus.storage import S3Backend, tus_tail_path
+from rindle_tus.storage.shared_tail import S3Tail, tus_tail_key
 
 from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
 from .test_maintenance import expire, prefix, receiving, upload_ids, with_failed_completion
@@ -152,6 +154,33 @@ def test_session_page_says_when_the_tail_is_elsewhere(admin_client: Client, ever
     tus_tail_path(active.pk).rename(tus_tail_path(active.pk).with_name("moved-away"))
     body = admin_client.get(change_url(active)).content.decode()
     assert "absent on this node (test-node); last written on test-node" in body
+
+
+def test_session_page_shows_the_shared_tail_object_with_the_shared_store(
+    admin_client: Client, tus: TusClient, s3: S3, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.RINDLE_TUS_TAIL_STORE = "s3"
+    data = payload(3 * PART, seed=51)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[: PART + MiB], 0).status_code == 204
+    session = session_for(url)
+    key = tus_tail_key(session.pk, S3Backend())
+    assert s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data[PART : PART + MiB]
+    assert not tus_tail_path(session.pk).exists()
+    body = admin_client.get(change_url(session)).content.decode()
+    assert f"present in the shared store (S3 object {key}): {MiB} bytes ({MiB} of them committed)" in body
+    assert "on this node" not in body
+    s3.client.delete_object(Bucket=s3.bucket, Key=key)
+    body = admin_client.get(change_url(session)).content.decode()
+    assert f"absent from the shared store (no S3 object {key})" in body
+
+    def unreachable(self: S3Tail) -> int | None:
+        raise StorageError("S3 is down")
+
+    monkeypatch.setattr(S3Tail, "size", unreachable)
+    response = admin_client.get(change_url(session))
+    assert response.status_code == 200
+    assert "unknown: the shared store did not answer: storage_error: S3 is down" in response.content.decode()
 
 
 def test_download_link_of_a_completed_upload_fetches_its_bytes(

@@ -10,7 +10,6 @@ import pytest
 import requests
 from django.test import Client
 
-from example_project.uploads.downloads import storage_name
 from example_project.uploads.models import FinishedUpload
 
 from .conftest import S3, MiB, TusClient, payload, session_for, sha256
@@ -80,9 +79,3 @@ def test_home_page_points_uppy_at_the_tus_endpoint(client: Client) -> None:
     assert 'src="/static/example/upload.js"' in html
 
 
-@pytest.mark.parametrize(
-    ("key", "location", "name"),
-    [("site/tus/abc", "site", "tus/abc"), ("site/tus/abc", "site/", "tus/abc"), ("tus/abc", "", "tus/abc")],
-)
-def test_storage_name_drops_the_storage_location(key: str, location: str, name: str) -> None:
-    assert storage_name(key, location) == name

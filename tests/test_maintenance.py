@@ -333,15 +333,6 @@ def test_old_temp_file_is_swept_and_a_young_one_kept(db: None, tail_root: Path) 
     assert not old.exists() and young.exists()
 
 
-def test_session_id_of_tail_reverses_tus_tail_path() -> None:
-    for session_id in ("abc", "Zm9v-_", "../../etc/passwd", "é"):
-        name = tus_tail_path(session_id).name
-        assert maintenance.session_id_of_tail(name) == session_id
-        assert maintenance.session_id_of_tail(f"{name}.1234.tmp") == session_id
-    assert maintenance.session_id_of_tail("notes.txt") is None
-    assert maintenance.session_id_of_tail("YWJj=.tail") is None
-
-
 # -- old rows ----------------------------------------------------------------
 
 
