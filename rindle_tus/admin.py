@@ -177,7 +177,7 @@ class TusSessionAdmin(_ModelAdmin):
     @admin.display(description="tail")
     def tail(self, obj: TusSession) -> str:
         here = tus_settings.NODE_NAME
-        size = Tail(obj).size()
+        size = Tail(obj.pk).size()
         if size is not None:
             return f"present on this node ({here}): {size} bytes ({obj.tail_length} of them committed)"
         written = f"; last written on {obj.tail_node}" if obj.tail_node else ""

@@ -37,12 +37,10 @@ from django.utils import timezone
 from .conf import tus_settings
 from .exceptions import LeaseLost, Locked, StorageError
 from .locking import Lease, claim, free, is_leased
-from .models import ConcatKind, State, TusSession
-from .receiver import Receiver
+from .models import ConcatKind, State, TusSession, expired
 from .storage.s3 import S3Backend, is_no_such_upload, s3_errors
-from .storage.shared_tail import S3Tail
 from .storage.tail import TAIL_SUFFIX, tail_dir, tus_tail_path
-from .uploads import terminate
+from .writer import ABORT, DELETE_OBJECT, DELETE_TAIL, Writer, cleanup_steps  # noqa: F401  (report kinds, re-exported)
 
 logger = logging.getLogger("rindle_tus.maintenance")
 
@@ -55,9 +53,6 @@ FAILED = "failed"
 
 # Kinds of action.
 EXPIRE = "expire_session"
-ABORT = "abort_upload"
-DELETE_OBJECT = "delete_object"
-DELETE_TAIL = "delete_tail"
 CLEAR_ERROR = "clear_error"
 ABORT_ORPHAN = "abort_orphan"
 SWEEP_TAIL = "sweep_tail"
@@ -138,9 +133,7 @@ class Report:
 
 def _is_active(session: TusSession, now: datetime) -> bool:
     """Leased, or receiving within its expiry window: the reaper keeps out."""
-    if is_leased(session, now):
-        return True
-    return session.state == State.RECEIVING and (session.expires_at is None or session.expires_at > now)
+    return is_leased(session, now) or session.is_unexpired(now)
 
 
 def _release(session: TusSession, lease: Lease, report: Report, kind: str) -> None:
@@ -156,38 +149,20 @@ def _release(session: TusSession, lease: Lease, report: Report, kind: str) -> No
 def _expired_candidates(now: datetime) -> QuerySet[TusSession]:
     """Receiving sessions past their expiry, and expired or terminated ones whose clean-up failed."""
     retry = Q(state__in=(State.EXPIRED, State.TERMINATED)) & ~Q(last_error="")
-    return TusSession.objects.filter(Q(state=State.RECEIVING, expires_at__lte=now) | retry)
-
-
-def _storage_steps(session: TusSession) -> list[tuple[str, str, Callable[[S3Backend], None], str]]:
-    """What freeing a session's storage takes: (kind, target, run, detail) each."""
-    steps: list[tuple[str, str, Callable[[S3Backend], None], str]] = []
-    key, upload_id = session.key, session.upload_id
-    if upload_id and session.completed_at is None:
-        steps.append((ABORT, key, lambda backend: backend.abort(key, upload_id), f"upload id {upload_id}"))
-    if session.state == State.TERMINATED and (session.completed_at is not None or not upload_id):
-        # As terminate() does for a finished upload the client deleted.
-        steps.append((DELETE_OBJECT, key, lambda backend: backend.delete(key), ""))
-    tail = tus_tail_path(session.pk)
-    if os.path.lexists(tail):
-        steps.append((DELETE_TAIL, str(tail), lambda backend: tail.unlink(missing_ok=True), ""))
-    if tus_settings.TAIL_STORE == "s3" and upload_id:
-        shared = S3Tail(session)
-        steps.append((DELETE_TAIL, shared.key, lambda backend: shared.delete(), "shared tail"))
-    return steps
+    return TusSession.objects.filter(expired(now) | retry)
 
 
 def _free_storage(session: TusSession, backend: S3Backend, report: Report) -> list[str]:
-    """Run the steps; return their errors (none means the session is clean)."""
+    """Free the session's storage by the rule ``terminate`` follows
+    (``writer.cleanup_steps``); return the errors (none: the session is clean)."""
     errors: list[str] = []
-    for kind, target, run, detail in _storage_steps(session):
-        try:
-            run(backend)
-        except (StorageError, OSError) as exc:
+    for step in cleanup_steps(session, backend):
+        exc = step.attempt(backend)
+        if exc is not None:
             errors.append(str(exc))
-            report.add(kind, target, FAILED, session=session.pk, detail=str(exc))
+            report.add(step.kind, step.target, FAILED, session=session.pk, detail=str(exc))
         else:
-            report.add(kind, target, DONE, session=session.pk, detail=detail)
+            report.add(step.kind, step.target, DONE, session=session.pk, detail=step.detail)
     return errors
 
 
@@ -241,8 +216,8 @@ def reap_expired(
         candidates = candidates.filter(pk__in=list(ids))
     if dry_run:
         for session in candidates.filter(free()).order_by("pk").iterator():
-            for kind, target, _run, detail in _storage_steps(session):
-                report.add(kind, target, WOULD, session=session.pk, detail=detail)
+            for step in cleanup_steps(session, backend or S3Backend()):
+                report.add(step.kind, step.target, WOULD, session=session.pk, detail=step.detail)
             if session.state == State.RECEIVING:
                 report.add(EXPIRE, session.pk, WOULD)
             else:
@@ -544,7 +519,7 @@ def terminate_sessions(ids: Iterable[str], *, dry_run: bool = False, backend: S3
         return None
 
     def act(session: TusSession, lease: Lease) -> None:
-        terminate(session, lease, backend or S3Backend())
+        Writer(session, lease, backend).terminate()
         detail = f"clean-up left for the reaper: {session.last_error}" if session.last_error else ""
         report.add(TERMINATE, session.pk, DONE, detail=detail)
 
@@ -624,7 +599,7 @@ def _complete(session: TusSession, lease: Lease, backend: S3Backend, report: Rep
     """Complete through the request path's own final step, so the checks
     (NoSuchUpload means done if the object's size is right) stay in one place."""
     try:
-        Receiver(session, lease, backend).finish(session.parts)
+        Writer(session, lease, backend).finish_pending()
     except StorageError as exc:
         report.add(COMPLETE, session.pk, FAILED, detail=str(exc))
         return

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from rindle_tus import signals
+from rindle_tus.exceptions import TusTailMissing
 from rindle_tus.models import State
-from rindle_tus.storage import TusTailMissing, tus_tail_path
+from rindle_tus.storage import tus_tail_path
 
 from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
 
