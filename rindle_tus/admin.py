@@ -27,9 +27,7 @@ from .conf import tus_settings
 from .exceptions import StorageError
 from .locking import describe_holder, is_leased
 from .models import State, TusSession
-from .storage.s3 import S3Backend
-from .storage.shared_tail import S3Tail
-from .storage.tail import open_tail
+from .storage import S3Backend, S3Tail, open_tail
 
 logger = logging.getLogger("rindle_tus")
 
@@ -148,7 +146,7 @@ class TusSessionAdmin(_ModelAdmin):
     def expiry(self, obj: TusSession) -> str:
         if obj.state != State.RECEIVING or obj.expires_at is None:
             return "—"
-        if obj.expires_at <= timezone.now():
+        if obj.is_expired():
             return gettext("expired %(time)s ago") % {"time": timesince(obj.expires_at)}
         return gettext("in %(time)s") % {"time": timesince(timezone.now(), obj.expires_at)}
 
@@ -187,7 +185,7 @@ class TusSessionAdmin(_ModelAdmin):
         """The tail where ``RINDLE_TUS_TAIL_STORE`` keeps it: a file on this
         node's disk, or an object in the bucket that every node shares."""
         try:
-            store = open_tail(obj)
+            store = open_tail(obj.pk)
             size = store.size()
         except StorageError as exc:
             logger.warning("no size of the shared tail of %s: %s", obj.pk, exc)

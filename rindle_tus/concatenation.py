@@ -1,115 +1,67 @@
 """The concatenation extension: a final upload assembled from finished
 partial uploads, server-side with UploadPartCopy where S3 allows it (every
-partial but the last at least 5 MiB), by streaming the partials otherwise."""
+partial but the last at least 5 MiB), by streaming the partials otherwise.
+
+No HTTP here: the views turn the URLs of ``Upload-Concat`` into upload ids
+and check the permission hook; this module decides which partials may make
+a final upload and assembles it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
-
-from django.http import HttpRequest
-from django.urls import Resolver404, resolve
 
 from .body import Body
 from .conf import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from .exceptions import InvalidRequest
-from .hooks import check_permission, client_key
-from .locking import Lease
-from .metadata import content_type_of
-from .models import ConcatKind, State, TusSession, is_session_id
+from .models import ConcatKind, State, TusSession
 from .receiver import Receiver
-from .storage.s3 import S3Backend, s3_errors
-from .uploads import create_session
+from .storage import S3Backend
+from .writer import Writer
 
 
-def resolve_partials(request: HttpRequest, urls: Sequence[str]) -> list[TusSession]:
-    partials: list[TusSession] = []
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.netloc and parts.netloc != request.get_host():
-            raise InvalidRequest(f"Upload-Concat names {url!r}, which is not an upload of this server.")
-        path = unquote(parts.path)
-        script = request.META.get("SCRIPT_NAME", "").rstrip("/")
-        if script and path.startswith(script + "/"):
-            path = path[len(script) :]
-        try:
-            match = resolve(path)
-        except Resolver404:
-            raise InvalidRequest(f"Upload-Concat names {url!r}, which is not an upload.") from None
-        upload_id = match.kwargs.get("upload_id")
-        if match.view_name != "rindle_tus:upload" or not upload_id or not is_session_id(upload_id):
-            raise InvalidRequest(f"Upload-Concat names {url!r}, which is not an upload.")
+def partials(
+    named: Sequence[tuple[str, str]], user: Any, check: Callable[[TusSession], None]
+) -> list[TusSession]:
+    """The partial uploads of ``named`` (pairs of URL and upload id, in
+    order), each allowed by ``check`` (the permission hook)."""
+    found: list[TusSession] = []
+    user_pk = getattr(user, "pk", None)
+    for url, upload_id in named:
         session = TusSession.objects.filter(pk=upload_id).first()
         if session is None:
             raise InvalidRequest(f"Upload-Concat names {url!r}, which does not exist.")
         if session.concat != ConcatKind.PARTIAL:
             raise InvalidRequest(f"Upload-Concat names {url!r}, which is not a partial upload.")
-        user_pk = getattr(getattr(request, "user", None), "pk", None)
+        # Whatever the permission hook allows, a signed-in user's partial
+        # upload is material for that user's final uploads only: a final
+        # upload is a copy its creator can download.
         if session.created_by_id is not None and session.created_by_id != user_pk:
             raise InvalidRequest(f"Upload-Concat names {url!r}, which belongs to someone else.")
-        check_permission(request, "concatenate", session)
+        check(session)
         if session.state != State.COMPLETED:
             raise InvalidRequest(f"Upload-Concat names {url!r}, which is not finished.")
-        if any(p.pk == session.pk for p in partials):
+        if any(p.pk == session.pk for p in found):
             # Copied server-side, one small partial named many times would
             # make an object of any size out of nothing the client sent.
             raise InvalidRequest(f"Upload-Concat names {url!r} more than once.")
-        partials.append(session)
-    return partials
+        found.append(session)
+    return found
 
 
 def final_length(partials: Sequence[TusSession]) -> int:
     return sum(int(p.length or 0) for p in partials)
 
 
-def create_final(
-    request: HttpRequest,
-    backend: S3Backend,
-    partials: Sequence[TusSession],
-    urls: Sequence[str],
-    metadata_raw: str,
-    metadata: dict[str, Any],
-) -> TusSession:
-    """Assemble the final upload of ``partials`` (from ``resolve_partials``)."""
-    total = final_length(partials)
-    final = create_session(
-        backend,
-        length=total,
-        metadata_raw=metadata_raw,
-        metadata=metadata,
-        user=getattr(request, "user", None),
-        client=client_key(request),
-        concat=ConcatKind.FINAL,
-        concat_sources=[{"id": p.id, "url": url} for p, url in zip(partials, urls, strict=True)],
-    )
+def assemble(writer: Writer, partials: Sequence[TusSession]) -> None:
+    """Write the final upload of ``writer`` from ``partials``' objects."""
     sources = [p for p in partials if p.length]
-    lease = Lease.acquire(final.id)
-    try:
-        receiver = Receiver(final, lease, backend)
-        if all(int(p.length or 0) >= S3_MIN_PART_SIZE for p in sources[:-1]):
-            _copy(receiver, backend, sources)
-        else:
-            receiver.receive(Body(_Concatenated(backend, [p.key for p in sources]), total), None)
-    finally:
-        lease.release()
-    return final
-
-
-def _copy(receiver: Receiver, backend: S3Backend, sources: list[TusSession]) -> None:
-    final = receiver.session
-    if not sources:
-        receiver.finish([])
-        return
-    upload_id = backend.create_multipart(final.key, content_type_of(final))
-    receiver.lease.commit(final, upload_id=upload_id)
-    parts: list[dict[str, Any]] = []
-    for source in sources:
-        for first, last in _ranges(int(source.length or 0)):
-            etag = backend.upload_part_copy(final.key, upload_id, len(parts) + 1, source.key, first, last)
-            parts.append({"number": len(parts) + 1, "etag": etag, "size": last - first + 1})
-            receiver.lease.beat()
-    receiver.finish(parts)
+    if all(int(p.length or 0) >= S3_MIN_PART_SIZE for p in sources[:-1]):
+        writer.copy_parts(sources, _ranges)
+    else:
+        stream = _Concatenated(writer.backend, [p.key for p in sources])
+        Receiver(writer).receive(Body(stream, final_length(sources)), None)
 
 
 def _ranges(size: int) -> list[tuple[int, int]]:
@@ -133,8 +85,7 @@ class _Concatenated:
                 if not self.keys:
                     return b""
                 self.body = self.backend.open(self.keys.pop(0))
-            with s3_errors("read a partial upload"):
-                data: bytes = self.body.read(size)
+            data = self.backend.read(self.body, size)
             if data:
                 return data
             self.body.close()

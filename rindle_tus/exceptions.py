@@ -1,8 +1,11 @@
 """Every error the tus endpoints answer with. Each class carries its one HTTP
 status and a stable machine-readable code; views turn them into responses in
-one place (``views.error_response``)."""
+one place (``views.error_response``), with the headers each carries
+(``TusError.headers``: Retry-After, Allow, Tus-Version)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class TusError(Exception):
@@ -63,7 +66,10 @@ class NotAuthenticated(TusError):
     default_message = "Authentication is required to upload."
 
 
-class PermissionDenied(TusError):
+class Forbidden(TusError):
+    """403. Named apart from ``django.core.exceptions.PermissionDenied``,
+    which a permission hook may raise as well (it answers the same)."""
+
     status = 403
     code = "permission_denied"
     default_message = "You may not do this with this upload."
@@ -78,6 +84,10 @@ class UploadNotFound(TusError):
 class MethodNotAllowed(TusError):
     status = 405
     code = "method_not_allowed"
+
+    def __init__(self, method: str, allowed: Sequence[str]) -> None:
+        super().__init__(f"{method} is not allowed here.")
+        self.headers["Allow"] = ", ".join(m.upper() for m in allowed)
 
 
 class LengthRequired(TusError):
@@ -104,6 +114,10 @@ class UnsupportedVersion(TusError):
     status = 412
     code = "unsupported_version"
     default_message = "This server speaks tus 1.0.0; send Tus-Resumable: 1.0.0."
+
+    def __init__(self, message: str | None = None, *, supported: Sequence[str] = ("1.0.0",)) -> None:
+        super().__init__(message)
+        self.headers["Tus-Version"] = ",".join(supported)
 
 
 class TooLarge(TusError):

@@ -6,7 +6,8 @@ where ``action`` is one of ``create``, ``head``, ``patch``, ``delete``, ``get``
 or ``concatenate`` and ``session`` is the ``TusSession`` (None for ``create``).
 It returns True to allow; False refuses with 403, or 401 when the request's
 user is not authenticated. It may also raise ``NotAuthenticated`` or
-``PermissionDenied`` with a message of its own.
+``Forbidden`` with a message of its own (or Django's ``PermissionDenied``,
+which answers 403 the same way).
 
 ``RINDLE_TUS_PRE_CREATE`` names a callable called as
 ``(request, length, metadata)`` whenever an upload's length becomes known
@@ -27,11 +28,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from .conf import tus_settings
-from .exceptions import NotAuthenticated, PermissionDenied
+from .exceptions import Forbidden, NotAuthenticated
 
 if TYPE_CHECKING:
     from .models import TusSession
@@ -53,11 +55,14 @@ def _is_authenticated(request: HttpRequest) -> bool:
 
 def check_permission(request: HttpRequest, action: str, session: TusSession | None) -> None:
     hook = _resolve(tus_settings.PERMISSION)
-    if hook is None or hook(request, action, session):
-        return
+    try:
+        if hook is None or hook(request, action, session):
+            return
+    except DjangoPermissionDenied as exc:
+        raise Forbidden(str(exc) or None) from exc
     if not _is_authenticated(request):
         raise NotAuthenticated()
-    raise PermissionDenied()
+    raise Forbidden()
 
 
 def client_key(request: HttpRequest) -> str:

@@ -10,6 +10,7 @@ can, so the values are neutralised here too, where they are read.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from .protocol import CONTENT_TYPE_KEYS, FILE_NAME_KEYS, is_media_type, without_controls
 
@@ -40,3 +41,11 @@ def filename_of(session: TusSession) -> str:
 def clean_filename(name: str) -> str:
     """A file name fit for a header, however it was stored: no control characters."""
     return without_controls(name)
+
+
+def content_disposition(filename: str) -> str:
+    # Cleaned here as well, whoever passes the name: a CR or LF would make
+    # the header (or the presigned URL's ResponseContentDisposition) unsendable.
+    name = clean_filename(filename)
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "").replace("\\", "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"

@@ -3,12 +3,14 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
-from .metadata import filename_of
+from .metadata import content_type_of, filename_of
 
 
 def new_session_id() -> str:
@@ -39,12 +41,25 @@ class ConcatKind(models.TextChoices):
     FINAL = "final", "Final"
 
 
-class TusSessionQuerySet(models.QuerySet["TusSession"]):
-    def active(self) -> TusSessionQuerySet:
-        return self.filter(state=State.RECEIVING, expires_at__gt=timezone.now())
+def committed(parts: list[dict[str, Any]]) -> int:
+    """The bytes a list of parts holds: where the offset stands once they are committed."""
+    return sum(int(part["size"]) for part in parts)
 
-    def expired(self) -> TusSessionQuerySet:
-        return self.filter(state=State.RECEIVING, expires_at__lte=timezone.now())
+
+def unexpired(now: datetime) -> Q:
+    """Receiving and still allowed to resume: the one definition the row
+    (``is_expired``), the limits and the reaper share. No expiry means none."""
+    return Q(state=State.RECEIVING) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+def expired(now: datetime) -> Q:
+    """Receiving, but past its expiry: the reaper's to expire."""
+    return Q(state=State.RECEIVING, expires_at__lte=now)
+
+
+class TusSessionQuerySet(models.QuerySet["TusSession"]):
+    def unexpired(self, now: datetime | None = None) -> TusSessionQuerySet:
+        return self.filter(unexpired(now or timezone.now()))
 
     def stale(self, before: datetime) -> TusSessionQuerySet:
         """Finished, expired or terminated rows untouched since ``before``."""
@@ -101,7 +116,7 @@ class TusSession(models.Model):
 
     @property
     def committed_bytes(self) -> int:
-        return sum(int(part["size"]) for part in self.parts)
+        return committed(self.parts)
 
     @property
     def tail_length(self) -> int:
@@ -128,9 +143,18 @@ class TusSession(models.Model):
     def filename(self) -> str:
         return filename_of(self)
 
+    @property
+    def content_type(self) -> str | None:
+        return content_type_of(self)
+
     def is_expired(self, now: datetime | None = None) -> bool:
+        """The instance form of ``expired()``."""
         return (
             self.state == State.RECEIVING
             and self.expires_at is not None
             and self.expires_at <= (now or timezone.now())
         )
+
+    def is_unexpired(self, now: datetime | None = None) -> bool:
+        """The instance form of ``unexpired()``."""
+        return self.state == State.RECEIVING and not self.is_expired(now)

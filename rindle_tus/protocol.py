@@ -92,9 +92,13 @@ CHECKSUM_ALGORITHMS: dict[str, Callable[[], _Hash]] = {
 
 def check_version(value: str | None) -> None:
     if value is None:
-        raise UnsupportedVersion("The Tus-Resumable header is missing; send Tus-Resumable: 1.0.0.")
+        raise UnsupportedVersion(
+            "The Tus-Resumable header is missing; send Tus-Resumable: 1.0.0.", supported=SUPPORTED_VERSIONS
+        )
     if value.strip() not in SUPPORTED_VERSIONS:
-        raise UnsupportedVersion(f"Tus-Resumable {value!r} is not supported; this server speaks 1.0.0.")
+        raise UnsupportedVersion(
+            f"Tus-Resumable {value!r} is not supported; this server speaks 1.0.0.", supported=SUPPORTED_VERSIONS
+        )
 
 
 def parse_int(value: str | None, header: str) -> int | None:

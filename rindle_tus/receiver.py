@@ -1,4 +1,4 @@
-"""Applies one request body to an upload: the PATCH path and its invariant.
+"""Reads one request body into an upload: the PATCH path and its invariant.
 
 The row is the only authority. Each step below leaves a state a crash cannot
 corrupt:
@@ -21,6 +21,9 @@ milliseconds, and parts that finish in quick succession are committed
 together. With ``Upload-Checksum`` they wait until the whole body has been
 verified. An uploaded part that is never committed is harmless: the client
 resumes from the committed offset and the same part number is uploaded again.
+
+This module only reads; every write (row, parts, tail, object) goes through
+the ``writer``.
 """
 
 from __future__ import annotations
@@ -28,25 +31,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
-from . import signals
 from .body import Body, slots
 from .buffers import Part
 from .conf import tus_settings
 from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError, UploadInterrupted
-from .locking import Lease
-from .metadata import content_type_of
-from .models import ConcatKind, State, TusSession
+from .limits import check_body, room
+from .models import committed
 from .pipeline import PartPipeline
 from .protocol import Checksum
-from .storage.s3 import S3Backend, is_no_such_upload
-from .storage.tail import check_node_room, open_tail
-from .uploads import room
+from .writer import Writer
 
 logger = logging.getLogger("rindle_tus")
 
@@ -82,17 +78,32 @@ class _CommitPacer:
         self._cost = self._done_at - started
 
 
-class Receiver:
-    def __init__(self, session: TusSession, lease: Lease, backend: S3Backend) -> None:
-        self.session = session
-        self.lease = lease
-        self.backend = backend
-        self.tail = open_tail(session)
-        self.node = tus_settings.NODE_NAME
+@dataclass
+class _Progress:
+    """Where one body's read stands."""
 
-    def _commit(self, **fields: Any) -> None:
-        fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
-        self.lease.commit(self.session, **fields)
+    buffer: Part
+    # Bytes in ``buffer``: the old tail's place (``kept``) plus what arrived.
+    fill: int
+    # The committed tail's bytes, not read into ``buffer`` until it becomes a
+    # part (or the last bytes): a body that cannot fill a part never reads them.
+    kept: int
+    first_number: int
+    tail_loaded: bool = False
+    next_number: int = 0
+    # Parts in S3 but not yet in the row (all of them until the end with a checksum).
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def cut_parts(self) -> bool:
+        return self.next_number != self.first_number
+
+
+class Receiver:
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.session = writer.session
+        self.lease = writer.lease
 
     def receive(self, body: Body, checksum: Checksum | None) -> None:
         """Apply ``body`` at the session's offset.
@@ -102,16 +113,12 @@ class Receiver:
         is kept exactly as on a disconnect, and the stop's error is raised.
         """
         session = self.session
+        check_body(body.length, session)
         remaining = room(session)
-        if body.length is not None and body.length > remaining:
-            past = "Upload-Length" if session.length is not None else "the largest upload this server accepts"
-            raise TooLarge(f"The body of {body.length} bytes goes past {past}: only {remaining} more bytes fit.")
-        if not self.tail.remote and (body.length is None or body.length > 0):
-            check_node_room()
-        self.tail.check()
+        self.writer.check_tail(body.length is None or body.length > 0)
         slots.enter(body)
         pipeline = PartPipeline(
-            self._send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY, wait=self.lease.wait_for
+            self.writer.send_part, session.part_size, tus_settings.UPLOAD_CONCURRENCY, wait=self.lease.wait_for
         )
         self.lease.watch(body.stall)
         self.lease.on_stop(body.interrupt)
@@ -124,139 +131,126 @@ class Receiver:
             pipeline.close()
 
     def _receive(self, body: Body, checksum: Checksum | None, remaining: int, pipeline: PartPipeline) -> None:
-        session = self.session
-        part_size = session.part_size
-        kept = session.tail_length
+        kept = self.session.tail_length
+        first = len(self.session.parts) + 1
         # The body lands after the old tail's place in a part buffer (see
-        # ``PartPipeline.buffer`` for how large); the tail itself is read in
-        # only when that buffer becomes a part (or the last bytes). A body that cannot fill a part
-        # never reads it: the new bytes are appended after it on disk.
-        buffer = pipeline.buffer(None if body.length is None else kept + body.length)
-        fill = kept
-        tail_loaded = kept == 0
-
-        def load_tail() -> None:
-            nonlocal tail_loaded
-            if not tail_loaded:
-                # The lease must still be ours: once it lapsed, another request
-                # may have replaced the tail (see _store_tail).
-                self.lease.confirm()
-                self.tail.read_into(buffer, kept)
-                tail_loaded = True
-
+        # ``PartPipeline.buffer`` for how large).
+        progress = _Progress(
+            buffer=pipeline.buffer(None if body.length is None else kept + body.length),
+            fill=kept,
+            kept=kept,
+            first_number=first,
+            tail_loaded=kept == 0,
+            next_number=first,
+        )
         hasher = checksum.hasher() if checksum else None
-        # Parts in S3 but not yet in the row (all of them until the end with a checksum).
-        pending: list[dict[str, Any]] = []
-        pacer = _CommitPacer()
-        first_number = next_number = len(session.parts) + 1
-
-        def commit_pending() -> None:
-            parts = [*session.parts, *pending]
-            self._commit(parts=parts, offset=_total(parts))
-            pending.clear()
-
-        def accept(part: dict[str, Any]) -> None:
-            pending.append(part)
-            if not checksum and pacer.due():
-                pacer.timed(commit_pending)
-            self.lease.beat()
-
         cap = remaining if body.length is None else min(body.length, remaining)
-        chunk = tus_settings.READ_CHUNK_SIZE
         try:
-            while body.received < cap:
-                want = min(chunk, part_size - fill, cap - body.received)
-                # A part that went up while the last bytes were read is
-                # committed now, not only when the next part is cut: a slow
-                # client would otherwise leave it uncommitted for minutes.
-                for part in pipeline.finished():
-                    accept(part)
-                data = body.read(want)
-                self.lease.beat()
-                if not data:
-                    break
-                size = len(data)
-                buffer.write(fill, data)
-                if hasher:
-                    hasher.update(data)
-                fill += size
-                if fill == part_size:
-                    load_tail()
-                    self._ensure_multipart()
-                    for part in pipeline.submit(next_number, buffer):
-                        accept(part)
-                    next_number += 1
-                    buffer = pipeline.buffer()
-                    fill = 0
-                if self._must_stop():
-                    break
-            for part in pipeline.drain():
-                accept(part)
+            self._read(body, cap, progress, pipeline, hasher, paced=not checksum)
         except StorageError:
             # A later part failed: keep the progress of the parts before it
             # (with a checksum nothing of the body is kept).
-            if pending and not checksum:
-                commit_pending()
-            self._forget(pending)
+            if progress.pending and not checksum:
+                self._commit_pending(progress)
+            self.writer.forget(progress.pending)
             raise
+        cut = self._why_cut(body, cap, remaining)
+        self._verify(progress, cut, checksum, hasher)
+        self._keep(body, progress, cut)
 
+    def _read(
+        self, body: Body, cap: int, progress: _Progress, pipeline: PartPipeline, hasher: Any, *, paced: bool
+    ) -> None:
+        """Read until ``cap`` bytes arrived, the body ends or the lease stops
+        the request, sending each full buffer as the next part."""
+        pacer = _CommitPacer()
+        part_size = self.session.part_size
+        chunk = tus_settings.READ_CHUNK_SIZE
+
+        def accept(parts: Any) -> None:
+            for part in parts:
+                progress.pending.append(part)
+                if paced and pacer.due():
+                    pacer.timed(lambda: self._commit_pending(progress))
+                self.lease.beat()
+
+        while body.received < cap:
+            # A part that went up while the last bytes were read is committed
+            # now, not only when the next part is cut: a slow client would
+            # otherwise leave it uncommitted for minutes.
+            accept(pipeline.finished())
+            data = body.read(min(chunk, part_size - progress.fill, cap - body.received))
+            self.lease.beat()
+            if not data:
+                break
+            progress.buffer.write(progress.fill, data)
+            if hasher:
+                hasher.update(data)
+            progress.fill += len(data)
+            if progress.fill == part_size:
+                self._load_tail(progress)
+                self.writer.ensure_multipart()
+                accept(pipeline.submit(progress.next_number, progress.buffer))
+                progress.next_number += 1
+                progress.buffer = pipeline.buffer()
+                progress.fill = 0
+            if self._must_stop():
+                break
+        accept(pipeline.drain())
+
+    def _why_cut(self, body: Body, cap: int, remaining: int) -> TusError | None:
+        """Why the body did not arrive whole, or None if it did."""
         # A chunked body ends with b"" (the server delimits it), unless cut.
         whole = body.received == cap or (body.ended and self.lease.stopped is None)
-        # Why the body did not arrive whole, if it did not.
-        cut: TusError | None = None if whole else (self.lease.stopped or ClientGone())
-
-        if body.length is None and whole and body.received == remaining:
+        if not whole:
+            return self.lease.stopped or ClientGone()
+        if body.length is None and body.received == remaining and body.read(1):
             # A chunked body: anything past what fits is refused.
-            if body.read(1):
-                raise TooLarge("The body goes past Upload-Length, or past the largest upload this server accepts.")
+            raise TooLarge("The body goes past Upload-Length, or past the largest upload this server accepts.")
+        return None
 
-        if cut is not None and checksum:
+    def _verify(self, progress: _Progress, cut: TusError | None, checksum: Checksum | None, hasher: Any) -> None:
+        """With ``Upload-Checksum``, a body is kept whole or not at all."""
+        if checksum is None:
+            return
+        if cut is not None:
             # The checksum cannot be verified, so nothing of this body is kept.
-            self._forget(pending)
+            self.writer.forget(progress.pending)
             raise type(cut)(f"{cut.message} Its Upload-Checksum cannot be verified, so none of its bytes were kept.")
-        if checksum and hasher and hasher.digest() != checksum.digest:
-            self._forget(pending)
+        if hasher.digest() != checksum.digest:
+            self.writer.forget(progress.pending)
             raise ChecksumMismatch()
 
-        parts = [*session.parts, *pending]
-        cut_parts = next_number != first_number
-        new_offset = _total(parts) + fill
+    def _keep(self, body: Body, progress: _Progress, cut: TusError | None) -> None:
+        """Steps 3 and 4 of the invariant, then the cut's error if any."""
+        session = self.session
+        parts = [*session.parts, *progress.pending]
+        new_offset = committed(parts) + progress.fill
         if session.length is not None and new_offset == session.length and cut is None:
-            if not cut_parts:
-                load_tail()
-            self.finish(parts, buffer, fill)
+            self._load_tail(progress)
+            self.writer.finish(parts, progress.buffer, progress.fill)
             return
         if cut is not None and new_offset == session.offset:
             raise cut
-        if pending:
-            self._commit(parts=parts, offset=_total(parts))
-        if new_offset != session.offset or cut_parts:
-            self._ensure_multipart()
-            self._store_tail(buffer, fill, 0 if cut_parts else kept)
-            self._commit(offset=new_offset, tail_node=self.node)
+        if progress.pending:
+            self._commit_pending(progress)
+        if new_offset != session.offset or progress.cut_parts:
+            unchanged = 0 if progress.cut_parts else progress.kept
+            self.writer.keep_remainder(progress.buffer, progress.fill, unchanged, new_offset)
         else:
-            self._commit()
+            self.writer.commit()
         if cut is not None:
             logger.info("upload %s: body ended early (%s); kept %d bytes", session.id, cut.code, body.received)
             raise cut
 
-    def _forget(self, parts: list[dict[str, Any]]) -> None:
-        """Parts this request uploaded that will never be committed (its body
-        was refused), so that S3 does not keep (and bill) their bytes until
-        the upload expires: the multipart upload is aborted if it holds
-        nothing else, otherwise each part is overwritten with nothing (S3
-        replaces a part uploaded again under its number; the client's resend
-        uploads them once more)."""
-        session = self.session
-        try:
-            if parts and not session.parts and session.offset == 0:
-                self.backend.abort(session.key, session.upload_id)
-                self._commit(upload_id="")
-            for part in parts if session.upload_id else []:
-                self.backend.upload_part(session.key, session.upload_id, part["number"], b"")
-        except StorageError:
-            logger.warning("upload %s: parts of a refused body stay in S3 until it expires", session.id)
-        parts.clear()
+    def _commit_pending(self, progress: _Progress) -> None:
+        self.writer.commit_parts([*self.session.parts, *progress.pending])
+        progress.pending.clear()
+
+    def _load_tail(self, progress: _Progress) -> None:
+        if not progress.tail_loaded:
+            self.writer.load_tail(progress.buffer)
+            progress.tail_loaded = True
 
     def _must_stop(self) -> bool:
         stopped = self.lease.stopped
@@ -265,84 +259,3 @@ class Receiver:
         if isinstance(stopped, UploadInterrupted):
             return self.lease.stopped_for() >= HANDOVER_READING
         return True
-
-    def _store_tail(self, part: Part, length: int, unchanged: int) -> None:
-        # A request that lost its lease (its process stalled past it) must not
-        # write the tail a newer request now owns: the database confirms the
-        # lease first, which leaves a whole lease for a local write.
-        self.lease.confirm()
-        if not self.tail.remote:
-            self.tail.store(part, length, unchanged)
-            return
-        # Keep the lease until the PUT, retries and all, is over, so that no
-        # newer request can write the tail before a late retry of this one lands.
-        with ThreadPoolExecutor(1, thread_name_prefix="rindle-tus-tail") as executor:
-            self.lease.wait_for(executor.submit(self.tail.store, part, length, unchanged))
-
-    def _ensure_multipart(self) -> None:
-        session = self.session
-        if session.upload_id:
-            return
-        upload_id = self.backend.create_multipart(session.key, content_type_of(session))
-        # The file exists before the row can imply it, so a crash right after
-        # this commit is never mistaken for a misrouted resume.
-        self.tail.ensure()
-        self._commit(upload_id=upload_id, tail_node=self.node)
-
-    def _send_part(self, number: int, part: Part) -> str:
-        # Runs on a pipeline thread: S3 only, no database.
-        return self.backend.upload_part(self.session.key, self.session.upload_id, number, part.body(part.capacity))
-
-    def finish(self, parts: list[dict[str, Any]], last: Part | None = None, length: int = 0) -> None:
-        """Store the first ``length`` bytes of ``last`` as the final bytes
-        after ``parts`` and complete the object."""
-        session = self.session
-        assert session.length is not None
-        body = last.body(length) if last is not None and length else b""
-        if not session.upload_id and not parts:
-            # Small and whole: one PutObject, no multipart upload at all.
-            self.backend.put(session.key, body, content_type_of(session))
-        else:
-            if length:
-                self._ensure_multipart()
-                number = len(parts) + 1
-                etag = self.backend.upload_part(session.key, session.upload_id, number, body)
-                self.lease.beat()
-                parts = [*parts, {"number": number, "etag": etag, "size": length}]
-            if parts != session.parts or session.offset != session.length:
-                self._commit(parts=parts, offset=session.length, tail_node=self.node)
-            self._complete(parts)
-        self._mark_completed()
-
-    def _complete(self, parts: list[dict[str, Any]]) -> None:
-        session = self.session
-        assert session.length is not None
-        try:
-            self.backend.complete(session.key, session.upload_id, parts)
-        except StorageError as exc:
-            # Completed before, but the row was not updated (a crash or a lost
-            # response): the object itself tells.
-            if not is_no_such_upload(exc):
-                self._commit(last_error=str(exc))
-                raise
-        size = self.backend.size(session.key)
-        if size != session.length:
-            message = f"The assembled object has {size} bytes, not {session.length}."
-            self._commit(state=State.FAILED, last_error=message)
-            logger.error("upload %s failed: %s", session.id, message)
-            raise StorageError(message)
-
-    def _mark_completed(self) -> None:
-        session = self.session
-        assert session.length is not None
-        self._commit(state=State.COMPLETED, offset=session.length, completed_at=timezone.now(), last_error="")
-        self.tail.delete()
-        if session.concat != ConcatKind.PARTIAL:
-            # A partial upload is material for a final one, not a file of its own.
-            transaction.on_commit(lambda: signals.send_finished(session))
-
-
-def _total(parts: list[dict[str, Any]]) -> int:
-    return sum(int(p["size"]) for p in parts)
-
-

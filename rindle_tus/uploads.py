@@ -1,77 +1,58 @@
-"""The life cycle of an upload outside the PATCH path: creation and
-termination. Views call these; they know nothing of HTTP."""
+"""The life cycle verbs the views call: find, create, apply a body, answer a
+HEAD, terminate, discard, download. They take and return rows and bodies,
+never requests or responses; every write goes through a ``Writer`` under
+the upload's lease."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
-from . import signals
-from .conf import S3_MAX_OBJECT_SIZE, S3_MAX_PARTS, tus_settings
-from .exceptions import InvalidHeader, StorageError, TooLarge, TooManyUploads
-from .locking import Lease
-from .models import State, TusSession
-from .storage.s3 import S3Backend, part_size_for
-from .storage.tail import open_tail
+from .body import Body
+from .concatenation import assemble
+from .conf import tus_settings
+from .exceptions import InvalidHeader, Locked, OffsetMismatch, TooLarge, TusError, UploadGone, UploadNotFound
+from .limits import check_length, check_unfinished
+from .locking import Lease, settle
+from .models import ConcatKind, State, TusSession, is_session_id
+from .protocol import Checksum
+from .receiver import Receiver
+from .storage import S3Backend
+from .storage.s3 import part_size_for
+from .writer import Writer, announce_created, complete_empty
 
-logger = logging.getLogger("rindle_tus")
-
-
-def max_size() -> int:
-    """The largest upload accepted: ``RINDLE_TUS_MAX_SIZE``, never past S3's own limit."""
-    configured = tus_settings.MAX_SIZE
-    return S3_MAX_OBJECT_SIZE if configured is None else min(configured, S3_MAX_OBJECT_SIZE)
-
-
-def _limit(part_size: int | None) -> int:
-    # An upload's parts can hold no more than 10,000 of its part size.
-    return max_size() if part_size is None else min(max_size(), part_size * S3_MAX_PARTS)
+# No request may read or change these any more.
+GONE_STATES = frozenset({State.TERMINATED, State.EXPIRED, State.FAILED})
 
 
-def check_length(length: int, part_size: int | None = None) -> None:
-    limit = _limit(part_size)
-    if length > limit:
-        raise TooLarge(f"Upload-Length {length} is larger than this server accepts ({limit} bytes).")
+def get(upload_id: str) -> TusSession:
+    """The upload a URL names, if it can still be used."""
+    if not is_session_id(upload_id):
+        raise UploadNotFound()
+    session = TusSession.objects.filter(pk=upload_id).first()
+    if session is None:
+        raise UploadNotFound()
+    if session.state in GONE_STATES or session.is_expired():
+        message = session.last_error if session.state == State.FAILED and session.last_error else None
+        raise UploadGone(message)
+    return session
 
 
-def room(session: TusSession) -> int:
-    """How many more bytes the upload may take: up to its length, or while
-    the length is deferred, up to the largest upload this server accepts.
-    Every path into storage stops there."""
-    largest = session.length if session.length is not None else _limit(session.part_size)
-    return largest - session.offset
+# -- creation ------------------------------------------------------------------
 
 
-def check_unfinished(user: Any, client: str) -> None:
-    """``RINDLE_TUS_MAX_UNFINISHED``: a user (or a signed-out client) holds at
-    most that many receiving uploads that have not expired."""
-    limit = tus_settings.MAX_UNFINISHED
-    if limit is None:
-        return
-    held = TusSession.objects.filter(state=State.RECEIVING, expires_at__gt=timezone.now())
-    if getattr(user, "is_authenticated", False):
-        held = held.filter(created_by=user)
-    else:
-        held = held.filter(created_by=None, client=client)
-    if held[:limit].count() >= limit:
-        raise TooManyUploads(
-            f"You have {limit} unfinished uploads, as many as this server allows: finish or delete one first, "
-            "or wait until they expire."
-        )
-
-
-def create_session(
+def _new_session(
     backend: S3Backend,
     *,
     length: int | None,
     metadata_raw: str,
     metadata: dict[str, Any],
-    user: Any = None,
-    client: str = "",
-    concat: str = "",
+    user: Any,
+    client: str,
+    concat: str = ConcatKind.NONE,
     concat_sources: list[dict[str, str]] | None = None,
 ) -> TusSession:
     if length is not None:
@@ -93,51 +74,180 @@ def create_session(
     )
     session.key = backend.key_for(session.id)
     session.save(force_insert=True)
-    transaction.on_commit(lambda: signals.send_created(session))
+    announce_created(session)
     return session
 
 
-def set_deferred_length(session: TusSession, lease: Lease, length: int) -> None:
+def create(
+    *,
+    length: int | None,
+    metadata_raw: str,
+    metadata: dict[str, Any],
+    user: Any = None,
+    client: str = "",
+    partial: bool = False,
+    body: Body | None = None,
+    checksum: Checksum | None = None,
+) -> TusSession:
+    """A new upload; ``body`` is the creation-with-upload body, if any."""
+    if length is not None and body is not None and body.length is not None and body.length > length:
+        raise TooLarge(f"The body of {body.length} bytes goes past Upload-Length ({length}).")
+    backend = S3Backend()
+    session = _new_session(
+        backend,
+        length=length,
+        metadata_raw=metadata_raw,
+        metadata=metadata,
+        user=user,
+        client=client,
+        concat=ConcatKind.PARTIAL if partial else ConcatKind.NONE,
+    )
+    if length == 0:
+        complete_empty(session, backend)
+    elif body is not None and body.length != 0:
+        try:
+            _apply(session, body, checksum, backend, offset=0)
+        except TusError:
+            # The client never learns this upload's URL, so nobody could
+            # resume it: free whatever it stored and let the error stand.
+            discard(session, backend)
+            raise
+    return session
+
+
+def create_final(
+    partials: Sequence[TusSession],
+    urls: Sequence[str],
+    *,
+    metadata_raw: str,
+    metadata: dict[str, Any],
+    user: Any = None,
+    client: str = "",
+) -> TusSession:
+    """A final upload of ``partials`` (from ``concatenation.partials``), assembled at once."""
+    backend = S3Backend()
+    final = _new_session(
+        backend,
+        length=sum(int(p.length or 0) for p in partials),
+        metadata_raw=metadata_raw,
+        metadata=metadata,
+        user=user,
+        client=client,
+        concat=ConcatKind.FINAL,
+        concat_sources=[{"id": p.id, "url": url} for p, url in zip(partials, urls, strict=True)],
+    )
+    lease = Lease.acquire(final.id)
+    try:
+        assemble(Writer(final, lease, backend), partials)
+    finally:
+        lease.release()
+    final.refresh_from_db()
+    return final
+
+
+# -- bodies ---------------------------------------------------------------------
+
+
+def apply_body(
+    session: TusSession, body: Body, checksum: Checksum | None, *, offset: int, length: int | None = None
+) -> TusSession:
+    """A PATCH: ``body`` at ``offset``, declaring a deferred ``length`` if given."""
+    _check_offset(session, offset)
+    if session.state == State.COMPLETED:
+        if body.length:
+            raise TooLarge("The upload is already complete.")
+        return session
+    _apply(session, body, checksum, S3Backend(), offset=offset, length=length)
+    return session
+
+
+def _apply(
+    session: TusSession,
+    body: Body,
+    checksum: Checksum | None,
+    backend: S3Backend,
+    *,
+    offset: int,
+    length: int | None = None,
+) -> None:
+    """Take the lease (a request holding it is asked to hand over), re-read
+    the row under it, and apply the body."""
+    lease = Lease.acquire(session.id, arrival=session.lease_epoch)
+    try:
+        session.refresh_from_db()
+        if session.state != State.RECEIVING:
+            raise UploadGone() if session.state in GONE_STATES else OffsetMismatch("The upload is complete.")
+        _check_offset(session, offset)
+        writer = Writer(session, lease, backend)
+        if length is not None:
+            _declare_length(writer, length)
+        Receiver(writer).receive(body, checksum)
+    finally:
+        lease.release()
+
+
+def _declare_length(writer: Writer, length: int) -> None:
+    session = writer.session
+    if session.length is not None:
+        if length != session.length:
+            raise InvalidHeader(f"Upload-Length is {session.length} and cannot change.")
+        return
     if length < session.offset:
         raise InvalidHeader(f"Upload-Length {length} is smaller than the bytes already received ({session.offset}).")
     check_length(length, session.part_size)
-    lease.commit(session, length=length)
+    writer.declare_length(length)
 
 
-def complete_empty(session: TusSession, backend: S3Backend) -> None:
-    """``Upload-Length: 0``: the upload is whole at creation."""
-    backend.put(session.key, b"", None)
-    TusSession.objects.filter(pk=session.pk).update(state=State.COMPLETED, completed_at=timezone.now())
-    session.state = State.COMPLETED
-    transaction.on_commit(lambda: signals.send_finished(session))
+def _check_offset(session: TusSession, offset: int) -> None:
+    if offset != session.offset:
+        raise OffsetMismatch(f"Upload-Offset is {offset}, but the upload is at {session.offset}.")
 
 
-def terminate(session: TusSession, lease: Lease, backend: S3Backend) -> None:
-    """Mark the upload terminated, then free its storage.
+# -- HEAD ----------------------------------------------------------------------
 
-    The row changes first, so no request can resume it while storage is freed;
-    a clean-up step that fails is recorded in ``last_error`` and retried by the
-    reaper.
+
+def settled(session: TusSession) -> TusSession:
+    """The upload as a HEAD must answer it.
+
+    A request may hold it (often one whose client vanished and is now asking
+    here): it is asked to hand over, so the offset answered is what it kept,
+    and no request that arrived before this one changes it later. An upload
+    whose every byte arrived but whose completion failed is finished now: a
+    client that sees offset == length stops, so it must be whole, or the
+    HEAD answers the error and the client asks again later.
     """
-    # A completed or failed upload's multipart upload is already assembled
-    # into an object (a failed one's has the wrong size): delete that object.
-    assembled = session.state in (State.COMPLETED, State.FAILED)
-    # last_error now means "clean-up pending" (what the reaper retries), so
-    # an earlier error (a failed upload's) is cleared.
-    lease.commit(session, state=State.TERMINATED, last_error="")
-    transaction.on_commit(lambda: signals.send_terminated(session))
-    errors = []
+    if not settle(session):
+        session = get(session.id)
+    if session.completion_pending:
+        _finish_pending(session)
+    return session
+
+
+def _finish_pending(session: TusSession) -> None:
     try:
-        if session.upload_id and not assembled:
-            backend.abort(session.key, session.upload_id)
-        if assembled or not session.upload_id:
-            backend.delete(session.key)
-    except StorageError as exc:
-        errors.append(str(exc))
-    open_tail(session).delete()
-    if errors:
-        logger.warning("upload %s terminated; clean-up left for the reaper: %s", session.id, errors)
-        lease.commit(session, last_error="; ".join(errors))
+        lease = Lease.acquire(session.id, wait=0)
+    except Locked:
+        # The request that holds it is completing the upload right now.
+        return
+    try:
+        session.refresh_from_db()
+        if session.completion_pending:
+            Writer(session, lease).finish_pending()
+    finally:
+        lease.release()
+
+
+# -- the end -------------------------------------------------------------------
+
+
+def terminate(session: TusSession) -> None:
+    """DELETE: the upload is terminated and its storage freed."""
+    lease = Lease.acquire(session.id, arrival=session.lease_epoch)
+    try:
+        session.refresh_from_db()
+        Writer(session, lease).terminate()
+    finally:
+        lease.release()
 
 
 def discard(session: TusSession, backend: S3Backend) -> None:
@@ -147,8 +257,36 @@ def discard(session: TusSession, backend: S3Backend) -> None:
     lease = Lease.acquire(session.id)
     try:
         session.refresh_from_db()
-        terminate(session, lease, backend)
+        Writer(session, lease, backend).terminate()
         if not session.last_error:
             TusSession.objects.filter(pk=session.pk, lease_token=lease.token).delete()
     finally:
         lease.release()
+
+
+# -- downloads -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    """A finished upload's bytes: a short-lived ``url`` of the object, or
+    (``RINDLE_TUS_GET_REDIRECT = False``) the ``chunks`` themselves."""
+
+    url: str | None
+    chunks: Iterator[bytes] | None
+    length: int
+    content_type: str
+    filename: str
+
+
+def open_download(session: TusSession) -> Download:
+    if session.state != State.COMPLETED:
+        raise UploadNotFound("This upload is not finished.")
+    backend = S3Backend()
+    content_type = session.content_type or "application/octet-stream"
+    filename = session.filename or session.id
+    length = int(session.length or 0)
+    if tus_settings.GET_REDIRECT:
+        url = backend.url(session.key, session.filename, tus_settings.GET_URL_EXPIRY)
+        return Download(url, None, length, content_type, filename)
+    return Download(None, backend.chunks(session.key, tus_settings.READ_CHUNK_SIZE), length, content_type, filename)

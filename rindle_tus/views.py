@@ -1,54 +1,42 @@
 """HTTP for tus 1.0.0: the collection (OPTIONS, POST) and one upload
-(OPTIONS, HEAD, PATCH, DELETE). Parsing lives in ``protocol``, bytes in
-``receiver`` and ``storage``, life cycle in ``uploads``."""
+(OPTIONS, HEAD, PATCH, DELETE, GET).
+
+HTTP only: each method parses its headers (``protocol``), asks the host's
+hooks (``hooks``), calls one verb of ``uploads`` and formats the answer.
+Nothing here touches S3, the tail or the lease."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import protocol, signals
+from . import concatenation, protocol, uploads
 from .body import Body, Empty, request_socket
-from .concatenation import create_final, final_length, resolve_partials
 from .conf import tus_settings
 from .exceptions import (
     DatabaseUnavailable,
+    Forbidden,
     InvalidHeader,
+    InvalidRequest,
     LengthRequired,
-    Locked,
     MethodNotAllowed,
-    OffsetMismatch,
-    PermissionDenied,
-    TooLarge,
     TusError,
-    TusTailMissing,
     UnsupportedMediaType,
-    UploadGone,
-    UploadNotFound,
 )
 from .hooks import check_permission, client_key, pre_create
-from .locking import Lease, settle
-from .metadata import content_type_of
+from .limits import check_length, max_size
+from .metadata import content_disposition
 from .models import ConcatKind, State, TusSession, is_session_id
-from .receiver import Receiver
-from .storage.s3 import S3Backend, content_disposition
-from .uploads import (
-    check_length,
-    complete_empty,
-    create_session,
-    discard,
-    max_size,
-    set_deferred_length,
-    terminate,
-)
 
 logger = logging.getLogger("rindle_tus")
 
@@ -61,7 +49,6 @@ EXTENSIONS = (
     "checksum",
     "concatenation",
 )
-_GONE_STATES = {State.TERMINATED, State.EXPIRED, State.FAILED}
 
 
 def error_response(request: HttpRequest, error: TusError) -> HttpResponse:
@@ -69,8 +56,6 @@ def error_response(request: HttpRequest, error: TusError) -> HttpResponse:
     response = HttpResponse(body, status=error.status, content_type="text/plain; charset=utf-8")
     for name, value in error.headers.items():
         response[name] = value
-    if error.status == 412:
-        response["Tus-Version"] = ",".join(protocol.SUPPORTED_VERSIONS)
     return response
 
 
@@ -113,19 +98,6 @@ def _discard_unread_body(request: HttpRequest, response: HttpResponseBase) -> No
         response._resource_closers.append(body.discard)  # type: ignore[attr-defined]
 
 
-def get_session(upload_id: str) -> TusSession:
-    if not is_session_id(upload_id):
-        raise UploadNotFound()
-    try:
-        session = TusSession.objects.get(pk=upload_id)
-    except TusSession.DoesNotExist:
-        raise UploadNotFound() from None
-    if session.state in _GONE_STATES or session.is_expired():
-        message = session.last_error if session.state == State.FAILED and session.last_error else None
-        raise UploadGone(message)
-    return session
-
-
 def _upload_headers(response: HttpResponse, session: TusSession) -> None:
     response["Upload-Offset"] = str(session.offset)
     _expires_header(response, session)
@@ -150,7 +122,7 @@ class TusView(View):
         try:
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:
-                raise MethodNotAllowed(f"{request.method} is not allowed here.")
+                raise MethodNotAllowed(request.method or "", self.http_method_names)
             # OPTIONS is discovery and GET a plain download: neither is tus.
             if method not in ("options", "get"):
                 protocol.check_version(request.headers.get("Tus-Resumable"))
@@ -165,8 +137,6 @@ class TusView(View):
                 raise DatabaseUnavailable() from exc
         except TusError as error:
             response = error_response(request, error)
-            if isinstance(error, MethodNotAllowed):
-                response["Allow"] = ", ".join(m.upper() for m in self.http_method_names)
         response["Tus-Resumable"] = protocol.TUS_VERSION
         response["Cache-Control"] = "no-store"
         _discard_unread_body(request, response)
@@ -199,37 +169,21 @@ class TusUploadsView(TusView):
             raise InvalidHeader("Send Upload-Length, or Upload-Defer-Length: 1.")
         if length is not None and deferred:
             raise InvalidHeader("Send either Upload-Length or Upload-Defer-Length, not both.")
-        if length is not None and length > max_size():
-            raise TooLarge(f"Upload-Length {length} is larger than Tus-Max-Size ({max_size()}).")
+        if length is not None:
+            check_length(length)
         check_permission(request, "create", None)
         pre_create(request, length, metadata)
         with_body = request.content_type == protocol.OFFSET_CONTENT_TYPE
-        checksum = protocol.parse_checksum(headers.get("Upload-Checksum")) if with_body else None
-        body = body_stream(request) if with_body else Body(Empty(), 0)
-        if length is not None and body.length is not None and body.length > length:
-            raise TooLarge(f"The body of {body.length} bytes goes past Upload-Length ({length}).")
-
-        backend = S3Backend()
-        session = create_session(
-            backend,
+        session = uploads.create(
             length=length,
             metadata_raw=metadata_raw,
             metadata=protocol.decoded_metadata(metadata),
             user=getattr(request, "user", None),
             client=client_key(request),
-            concat=ConcatKind.PARTIAL if concat else ConcatKind.NONE,
+            partial=concat is not None,
+            body=body_stream(request) if with_body else None,
+            checksum=protocol.parse_checksum(headers.get("Upload-Checksum")) if with_body else None,
         )
-        if length == 0:
-            complete_empty(session, backend)
-        elif with_body and body.length != 0:
-            try:
-                _receive(session, body, checksum, backend)
-            except TusError:
-                # The client never learns this upload's URL, so nobody could
-                # resume it: free whatever it stored and let the error stand.
-                discard(session, backend)
-                raise
-
         response = _created(request, session)
         if with_body or session.state == State.COMPLETED:
             response["Upload-Offset"] = str(session.offset)
@@ -247,15 +201,21 @@ class TusUploadsView(TusView):
         if length is not None or deferred:
             raise InvalidHeader("A final upload takes its length from its partial uploads: send no Upload-Length.")
         check_permission(request, "create", None)
-        partials = resolve_partials(request, concat.urls)
-        total = final_length(partials)
-        if total > max_size():
-            raise TooLarge(f"The partial uploads add up to {total} bytes, more than Tus-Max-Size ({max_size()}).")
-        pre_create(request, total, metadata)
-        session = create_final(
-            request, S3Backend(), partials, concat.urls, metadata_raw, protocol.decoded_metadata(metadata)
+        user = getattr(request, "user", None)
+        partials = concatenation.partials(
+            _named_uploads(request, concat.urls), user, lambda p: check_permission(request, "concatenate", p)
         )
-        session.refresh_from_db()
+        total = concatenation.final_length(partials)
+        check_length(total, what=f"The partial uploads add up to {total} bytes, which")
+        pre_create(request, total, metadata)
+        session = uploads.create_final(
+            partials,
+            concat.urls,
+            metadata_raw=metadata_raw,
+            metadata=protocol.decoded_metadata(metadata),
+            user=user,
+            client=client_key(request),
+        )
         return _created(request, session)
 
 
@@ -263,18 +223,9 @@ class TusUploadView(TusView):
     http_method_names = ["options", "head", "patch", "delete", "get"]
 
     def head(self, request: HttpRequest, upload_id: str) -> HttpResponse:
-        session = get_session(upload_id)
+        session = uploads.get(upload_id)
         check_permission(request, "head", session)
-        # A request may hold it (often one whose client vanished and is now
-        # asking here): have it hand over, so the offset answered is what it
-        # kept, and no request that arrived before this one changes it later.
-        if not settle(session):
-            session = get_session(upload_id)
-        if session.completion_pending:
-            # Every byte arrived but completing the object failed. A client
-            # that sees offset == length stops, so finish it now, or answer
-            # with the error so the client asks again later.
-            _finish_pending(session, S3Backend())
+        session = uploads.settled(session)
         response = HttpResponse(status=200)
         if session.concat != ConcatKind.FINAL or session.state == State.COMPLETED:
             _upload_headers(response, session)
@@ -291,10 +242,10 @@ class TusUploadView(TusView):
         return response
 
     def patch(self, request: HttpRequest, upload_id: str) -> HttpResponse:
-        session = get_session(upload_id)
+        session = uploads.get(upload_id)
         check_permission(request, "patch", session)
         if session.concat == ConcatKind.FINAL:
-            raise PermissionDenied("A final concatenated upload cannot be patched.")
+            raise Forbidden("A final concatenated upload cannot be patched.")
         if request.content_type != protocol.OFFSET_CONTENT_TYPE:
             raise UnsupportedMediaType()
         offset = protocol.parse_int(request.headers.get("Upload-Offset"), "Upload-Offset")
@@ -303,52 +254,33 @@ class TusUploadView(TusView):
         length = protocol.parse_int(request.headers.get("Upload-Length"), "Upload-Length")
         checksum = protocol.parse_checksum(request.headers.get("Upload-Checksum"))
         body = body_stream(request)
-        _check_offset(session, offset)
-        if session.state == State.COMPLETED:
-            if body.length:
-                raise TooLarge("The upload is already complete.")
-            response = HttpResponse(status=204)
-            _upload_headers(response, session)
-            return response
-        if length is not None and session.length is None:
+        if length is not None and session.length is None and offset == session.offset:
             # The deferred length becomes known: the same limits and hook as at creation.
             check_length(length, session.part_size)
             pre_create(request, length, protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE))
-
-        _receive(session, body, checksum, S3Backend(), length=length, offset=offset)
+        session = uploads.apply_body(session, body, checksum, offset=offset, length=length)
         response = HttpResponse(status=204)
         _upload_headers(response, session)
         return response
 
     def delete(self, request: HttpRequest, upload_id: str) -> HttpResponse:
-        session = get_session(upload_id)
+        session = uploads.get(upload_id)
         check_permission(request, "delete", session)
-        lease = Lease.acquire(session.id, arrival=session.lease_epoch)
-        try:
-            session.refresh_from_db()
-            terminate(session, lease, S3Backend())
-        finally:
-            lease.release()
+        uploads.terminate(session)
         return HttpResponse(status=204)
 
     def get(self, request: HttpRequest, upload_id: str) -> HttpResponseBase:
         """A finished upload's bytes: a redirect to a short-lived URL of the
         object, or (``RINDLE_TUS_GET_REDIRECT = False``) the bytes themselves."""
-        session = get_session(upload_id)
+        session = uploads.get(upload_id)
         check_permission(request, "get", session)
-        if session.state != State.COMPLETED:
-            raise UploadNotFound("This upload is not finished.")
-        backend = S3Backend()
-        if tus_settings.GET_REDIRECT:
-            url = backend.url(session.key, session.filename, tus_settings.GET_URL_EXPIRY)
-            return HttpResponseRedirect(url)
-        body = backend.open(session.key)
-        response = StreamingHttpResponse(
-            body.iter_chunks(tus_settings.READ_CHUNK_SIZE),
-            content_type=content_type_of(session) or "application/octet-stream",
-        )
-        response["Content-Length"] = str(session.length)
-        response["Content-Disposition"] = content_disposition(session.filename or session.id)
+        download = uploads.open_download(session)
+        if download.url is not None:
+            return HttpResponseRedirect(download.url)
+        assert download.chunks is not None
+        response = StreamingHttpResponse(download.chunks, content_type=download.content_type)
+        response["Content-Length"] = str(download.length)
+        response["Content-Disposition"] = content_disposition(download.filename)
         # The uploader's bytes, served from this site's origin: a browser must
         # neither guess them to be a page nor run them as one of the site's.
         response["X-Content-Type-Options"] = "nosniff"
@@ -363,55 +295,27 @@ def _created(request: HttpRequest, session: TusSession) -> HttpResponse:
     return response
 
 
-def _finish_pending(session: TusSession, backend: S3Backend) -> None:
-    try:
-        lease = Lease.acquire(session.id, wait=0)
-    except Locked:
-        # The request that holds it is completing the upload right now.
-        return
-    try:
-        session.refresh_from_db()
-        if session.completion_pending:
-            Receiver(session, lease, backend).finish(session.parts)
-    finally:
-        lease.release()
-
-
 def _location(request: HttpRequest, session: TusSession) -> str:
     return request.build_absolute_uri(reverse("rindle_tus:upload", args=[session.id]))
 
 
-def _check_offset(session: TusSession, offset: int) -> None:
-    if offset != session.offset:
-        raise OffsetMismatch(f"Upload-Offset is {offset}, but the upload is at {session.offset}.")
-
-
-def _receive(
-    session: TusSession,
-    body: Body,
-    checksum: protocol.Checksum | None,
-    backend: S3Backend,
-    *,
-    length: int | None = None,
-    offset: int = 0,
-) -> None:
-    """Take the lease (a request holding it is asked to hand over), re-read
-    the row under it, and apply the body."""
-    lease = Lease.acquire(session.id, arrival=session.lease_epoch)
-    try:
-        session.refresh_from_db()
-        if session.state != State.RECEIVING:
-            raise UploadGone() if session.state in _GONE_STATES else OffsetMismatch("The upload is complete.")
-        _check_offset(session, offset)
-        if length is not None:
-            if session.length is None:
-                set_deferred_length(session, lease, length)
-            elif length != session.length:
-                raise InvalidHeader(f"Upload-Length is {session.length} and cannot change.")
+def _named_uploads(request: HttpRequest, urls: Sequence[str]) -> list[tuple[str, str]]:
+    """The upload id each URL of ``Upload-Concat`` names on this server."""
+    named: list[tuple[str, str]] = []
+    script = request.META.get("SCRIPT_NAME", "").rstrip("/")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.netloc and parts.netloc != request.get_host():
+            raise InvalidRequest(f"Upload-Concat names {url!r}, which is not an upload of this server.")
+        path = unquote(parts.path)
+        if script and path.startswith(script + "/"):
+            path = path[len(script) :]
         try:
-            Receiver(session, lease, backend).receive(body, checksum)
-        except TusTailMissing:
-            signals.send_tail_missing(session, tus_settings.NODE_NAME)
-            raise
-    finally:
-        lease.release()
+            match = resolve(path)
+        except Resolver404:
+            raise InvalidRequest(f"Upload-Concat names {url!r}, which is not an upload.") from None
+        upload_id = match.kwargs.get("upload_id")
+        if match.view_name != "rindle_tus:upload" or not upload_id or not is_session_id(upload_id):
+            raise InvalidRequest(f"Upload-Concat names {url!r}, which is not an upload.")
+        named.append((url, upload_id))
+    return named

@@ -90,14 +90,7 @@ class _RequestStream:
         if state is _State.HEAD:
             return self._head(data, pos)
         if state is _State.BODY or state is _State.CHUNK_DATA:
-            n = min(self.remaining, len(data) - pos)
-            if self.drop is not None:
-                n = min(n, self.drop.after - self.forwarded)
-            self.remaining -= n
-            self.forwarded += n
-            if state is _State.CHUNK_DATA and self.remaining == 0:
-                self.state = _State.CHUNK_END
-            return pos + n
+            return self._payload(data, pos)
         end = data.find(b"\n", pos)
         if state is _State.CHUNK_END:
             if end >= 0:
@@ -115,7 +108,22 @@ class _RequestStream:
         if state is _State.TRAILERS:
             if not line:
                 self._end_request()
-            return end + 1
+        else:
+            self._chunk_size(line)
+        return end + 1
+
+    def _payload(self, data: bytes, pos: int) -> int:
+        """Body bytes (of a length-delimited body or of a chunk), up to a drop point."""
+        n = min(self.remaining, len(data) - pos)
+        if self.drop is not None:
+            n = min(n, self.drop.after - self.forwarded)
+        self.remaining -= n
+        self.forwarded += n
+        if self.state is _State.CHUNK_DATA and self.remaining == 0:
+            self.state = _State.CHUNK_END
+        return pos + n
+
+    def _chunk_size(self, line: bytes) -> None:
         size = line.split(b";", 1)[0].strip()
         if not _HEX.fullmatch(size):
             self.state = _State.RAW
@@ -124,7 +132,6 @@ class _RequestStream:
         else:
             self.remaining = int(size, 16)
             self.state = _State.CHUNK_DATA
-        return end + 1
 
     def _head(self, data: bytes, pos: int) -> int:
         if not self.buffer:

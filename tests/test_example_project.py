@@ -61,7 +61,7 @@ def test_download_link_names_the_original_file(tus: TusClient, s3: S3, client: C
     assert s3.sha256(session_for(url).key) == sha256(data)
     (link,) = download_links(client.get("/uploads/finished/").content.decode())
     downloaded = requests.get(link, timeout=30)
-    assert downloaded.headers["Content-Disposition"] == 'attachment; filename="notes.txt"'
+    assert downloaded.headers["Content-Disposition"] == "attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt"
 
 
 def test_home_page_lists_finished_uploads_newest_first(tus: TusClient, s3: S3, client: Client) -> None:
@@ -77,5 +77,3 @@ def test_home_page_points_uppy_at_the_tus_endpoint(client: Client) -> None:
     html = client.get("/").content.decode()
     assert 'data-endpoint="/files/"' in html
     assert 'src="/static/example/upload.js"' in html
-
-

@@ -15,8 +15,8 @@ import requests
 from example_project.uploads.downloads import download_url
 from example_project.uploads.models import FinishedUpload
 from rindle_tus import protocol
+from rindle_tus.metadata import content_disposition
 from rindle_tus.models import State, TusSession
-from rindle_tus.storage.s3 import content_disposition
 
 from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
 
@@ -204,4 +204,4 @@ def test_streamed_download_is_an_attachment_browsers_neither_sniff_nor_run(
 def test_example_download_link_of_an_old_record_has_a_clean_name(s3: S3, db: None) -> None:
     upload = FinishedUpload.objects.create(session_id="old", key="site/tus/old", size=1, filename="a\r\nb.txt")
     (disposition,) = parse_qs(urlsplit(download_url(upload)).query)["response-content-disposition"]
-    assert disposition == 'attachment; filename="ab.txt"'
+    assert disposition == "attachment; filename=\"ab.txt\"; filename*=UTF-8''ab.txt"

@@ -24,6 +24,7 @@ from rindle_tus.exceptions import LeaseLost
 from rindle_tus.locking import Lease
 from rindle_tus.receiver import Receiver
 from rindle_tus.storage import S3Backend, tus_tail_path
+from rindle_tus.writer import Writer
 
 from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
 
@@ -96,7 +97,7 @@ def test_a_request_that_hung_past_its_lease_never_touches_the_newer_tail(
     declared = 2 * MiB if hang_up else sent
     lease = Lease.acquire(stale.pk)
     with pytest.raises(LeaseLost):
-        Receiver(stale, lease, S3Backend()).receive(Body(body, declared), None)
+        Receiver(Writer(stale, lease, S3Backend())).receive(Body(body, declared), None)
     lease.release()
 
     assert wrong_parts == []

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from rindle_tus.metadata import content_type_of
 from rindle_tus.models import TusSession
 from rindle_tus.signals import upload_finished
 
@@ -20,7 +19,7 @@ def record_finished_upload(sender: type[TusSession], session: TusSession, key: s
             "key": key,
             "size": size,
             "filename": session.filename[:255],
-            "content_type": (content_type_of(session) or "")[:255],
+            "content_type": (session.content_type or "")[:255],
             "created_by_id": session.created_by_id,
             "client": session.client,
         },

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from rindle_tus.exceptions import NotAuthenticated, PermissionDenied
+from rindle_tus.exceptions import Forbidden, NotAuthenticated
 from rindle_tus.hooks import check_permission
 from rindle_tus.models import TusSession
 
@@ -24,7 +24,7 @@ SCAN_LIMIT = 10 * BATCH_SIZE
 def _may_get(request: HttpRequest, session: TusSession) -> bool:
     try:
         check_permission(request, "get", session)
-    except (NotAuthenticated, PermissionDenied):
+    except (Forbidden, NotAuthenticated):
         return False
     return True
 

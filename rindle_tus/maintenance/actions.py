@@ -10,7 +10,7 @@ from ..exceptions import Locked
 from ..locking import Lease, is_leased
 from ..models import State, TusSession
 from ..storage.s3 import S3Backend
-from ..uploads import terminate
+from ..writer import Writer
 from .expired import reap_expired
 from .report import COMPLETE, DONE, FAILED, SKIPPED, STEP, TERMINATE, WOULD, Report
 from .shared import _complete, _not_completable, _release
@@ -45,7 +45,7 @@ def terminate_sessions(ids: Iterable[str], *, dry_run: bool = False, backend: S3
         return None
 
     def act(session: TusSession, lease: Lease) -> None:
-        terminate(session, lease, backend or S3Backend())
+        Writer(session, lease, backend).terminate()
         detail = f"clean-up left for the reaper: {session.last_error}" if session.last_error else ""
         report.add(TERMINATE, session.pk, DONE, detail=detail)
 

@@ -12,27 +12,21 @@ across S3 calls. The reaper never asks a holder to hand a session over.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from ..conf import tus_settings
-from ..exceptions import LeaseLost, StorageError
+from ..exceptions import LeaseLost
 from ..locking import Lease, claim, free
-from ..models import State, TusSession
-from ..storage.s3 import S3Backend
-from ..storage.shared_tail import S3Tail
-from ..storage.tail import tus_tail_path
+from ..models import State, TusSession, expired
+from ..storage import S3Backend
+from ..writer import cleanup_steps
 from .report import (
-    ABORT,
     CLEAR_ERROR,
     COMPLETE,
-    DELETE_OBJECT,
-    DELETE_TAIL,
     DONE,
     EXPIRE,
     FAILED,
@@ -48,38 +42,20 @@ logger = logging.getLogger("rindle_tus.maintenance")
 def _expired_candidates(now: datetime) -> QuerySet[TusSession]:
     """Receiving sessions past their expiry, and expired or terminated ones whose clean-up failed."""
     retry = Q(state__in=(State.EXPIRED, State.TERMINATED)) & ~Q(last_error="")
-    return TusSession.objects.filter(Q(state=State.RECEIVING, expires_at__lte=now) | retry)
-
-
-def _storage_steps(session: TusSession) -> list[tuple[str, str, Callable[[S3Backend], None], str]]:
-    """What freeing a session's storage takes: (kind, target, run, detail) each."""
-    steps: list[tuple[str, str, Callable[[S3Backend], None], str]] = []
-    key, upload_id = session.key, session.upload_id
-    if upload_id and session.completed_at is None:
-        steps.append((ABORT, key, lambda backend: backend.abort(key, upload_id), f"upload id {upload_id}"))
-    if session.state == State.TERMINATED and (session.completed_at is not None or not upload_id):
-        # As terminate() does for a finished upload the client deleted.
-        steps.append((DELETE_OBJECT, key, lambda backend: backend.delete(key), ""))
-    tail = tus_tail_path(session.pk)
-    if os.path.lexists(tail):
-        steps.append((DELETE_TAIL, str(tail), lambda backend: tail.unlink(missing_ok=True), ""))
-    if tus_settings.TAIL_STORE == "s3" and upload_id:
-        shared = S3Tail(session)
-        steps.append((DELETE_TAIL, shared.key, lambda backend: shared.delete(), "shared tail"))
-    return steps
+    return TusSession.objects.filter(expired(now) | retry)
 
 
 def _free_storage(session: TusSession, backend: S3Backend, report: Report) -> list[str]:
-    """Run the steps; return their errors (none means the session is clean)."""
+    """Free the session's storage by the rule DELETE follows
+    (``writer.cleanup_steps``); return the errors (none: the session is clean)."""
     errors: list[str] = []
-    for kind, target, run, detail in _storage_steps(session):
-        try:
-            run(backend)
-        except (StorageError, OSError) as exc:
+    for step in cleanup_steps(session, backend):
+        exc = step.attempt(backend)
+        if exc is not None:
             errors.append(str(exc))
-            report.add(kind, target, FAILED, session=session.pk, detail=str(exc))
+            report.add(step.kind, step.target, FAILED, session=session.pk, detail=str(exc))
         else:
-            report.add(kind, target, DONE, session=session.pk, detail=detail)
+            report.add(step.kind, step.target, DONE, session=session.pk, detail=step.detail)
     return errors
 
 
@@ -133,8 +109,8 @@ def reap_expired(
         candidates = candidates.filter(pk__in=list(ids))
     if dry_run:
         for session in candidates.filter(free()).order_by("pk").iterator():
-            for kind, target, _run, detail in _storage_steps(session):
-                report.add(kind, target, WOULD, session=session.pk, detail=detail)
+            for step in cleanup_steps(session, backend or S3Backend()):
+                report.add(step.kind, step.target, WOULD, session=session.pk, detail=step.detail)
             if session.state == State.RECEIVING:
                 report.add(EXPIRE, session.pk, WOULD)
             else:

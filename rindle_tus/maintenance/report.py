@@ -8,6 +8,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+# The kinds of freeing an upload's storage are the writer's (one rule for
+# DELETE and the reaper), reported under its names.
+from ..writer import ABORT, DELETE_OBJECT, DELETE_TAIL
+
 logger = logging.getLogger("rindle_tus.maintenance")
 
 # Results of an action.
@@ -19,9 +23,6 @@ FAILED = "failed"
 
 # Kinds of action.
 EXPIRE = "expire_session"
-ABORT = "abort_upload"
-DELETE_OBJECT = "delete_object"
-DELETE_TAIL = "delete_tail"
 CLEAR_ERROR = "clear_error"
 ABORT_ORPHAN = "abort_orphan"
 SWEEP_TAIL = "sweep_tail"
@@ -29,6 +30,27 @@ DELETE_ROW = "delete_row"
 COMPLETE = "complete"
 TERMINATE = "terminate"
 STEP = "step"
+
+__all__ = [
+    "ABORT",
+    "ABORT_ORPHAN",
+    "CLEAR_ERROR",
+    "COMPLETE",
+    "DELETE_OBJECT",
+    "DELETE_ROW",
+    "DELETE_TAIL",
+    "DONE",
+    "EXPIRE",
+    "FAILED",
+    "GONE",
+    "SKIPPED",
+    "STEP",
+    "SWEEP_TAIL",
+    "TERMINATE",
+    "WOULD",
+    "Action",
+    "Report",
+]
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from ..exceptions import StorageError
 from ..locking import Lease
 from ..models import State, TusSession
-from ..receiver import Receiver
 from ..storage.s3 import S3Backend
+from ..writer import Writer
 from .report import COMPLETE, DONE, FAILED, Report
 
 
@@ -32,10 +32,10 @@ def _not_completable(session: TusSession) -> str | None:
 
 
 def _complete(session: TusSession, lease: Lease, backend: S3Backend, report: Report) -> None:
-    """Complete through the request path's own final step, so the checks
+    """Complete through the writer, as a PATCH or a HEAD would, so the checks
     (NoSuchUpload means done if the object's size is right) stay in one place."""
     try:
-        Receiver(session, lease, backend).finish(session.parts)
+        Writer(session, lease, backend).finish_pending()
     except StorageError as exc:
         report.add(COMPLETE, session.pk, FAILED, detail=str(exc))
         return

@@ -28,9 +28,7 @@ _TAIL_NAME = re.compile(r"(?P<id>[A-Za-z0-9_-]+)\.tail(?:\.\d+\.tmp)?")
 
 def _is_active(session: TusSession, now: datetime) -> bool:
     """Leased, or receiving within its expiry window: the reaper keeps out."""
-    if is_leased(session, now):
-        return True
-    return session.state == State.RECEIVING and (session.expires_at is None or session.expires_at > now)
+    return is_leased(session, now) or session.is_unexpired(now)
 
 
 def session_id_of_tail(name: str) -> str | None:

@@ -1,7 +1,30 @@
-"""Where upload bytes live: S3 parts and the node-local tail."""
+"""Where upload bytes live: S3 (``S3Backend``, the only code that talks to
+the object store) and the tail stores (node-local files or S3 objects)."""
 
-from ..exceptions import TusTailMissing
+from __future__ import annotations
+
+from ..conf import tus_settings
+from .base import TailMissing, TailStore
 from .s3 import S3Backend, get_storage, part_size_for
-from .tail import Tail, open_tail, tus_tail_path
+from .shared_tail import S3Tail
+from .tail import Tail, tus_tail_path
 
-__all__ = ["S3Backend", "Tail", "TusTailMissing", "get_storage", "open_tail", "part_size_for", "tus_tail_path"]
+
+def open_tail(session_id: str, backend: S3Backend | None = None) -> TailStore:
+    """An upload's tail in the configured store (``RINDLE_TUS_TAIL_STORE``)."""
+    if tus_settings.TAIL_STORE == "s3":
+        return S3Tail(session_id, backend)
+    return Tail(session_id)
+
+
+__all__ = [
+    "S3Backend",
+    "S3Tail",
+    "Tail",
+    "TailMissing",
+    "TailStore",
+    "get_storage",
+    "open_tail",
+    "part_size_for",
+    "tus_tail_path",
+]

@@ -9,7 +9,6 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured
@@ -19,7 +18,7 @@ from storages.utils import clean_name
 
 from ..conf import S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, MiB, tus_settings
 from ..exceptions import StorageError
-from ..metadata import clean_filename
+from ..metadata import content_disposition
 
 logger = logging.getLogger("rindle_tus")
 
@@ -194,15 +193,35 @@ class S3Backend:
         return str(response["CopyPartResult"]["ETag"])
 
     def open(self, key: str) -> Any:
-        """The object's body as a stream (botocore ``StreamingBody``)."""
+        """The object's body as a stream (botocore ``StreamingBody``); read
+        it with ``read`` or ``chunks`` so a failure mid-way is a StorageError."""
         with s3_errors("read the object"):
             return self.client.get_object(Bucket=self.bucket, Key=key, **self._sse_params(key))["Body"]
+
+    def read(self, body: Any, size: int) -> bytes:
+        """Up to ``size`` bytes of a body from ``open`` (b"" at its end)."""
+        with s3_errors("read the object"):
+            data: bytes = body.read(size)
+        return data
+
+    def chunks(self, key: str, size: int) -> Iterator[bytes]:
+        """The object's bytes in chunks of ``size``. The object is opened
+        now, so a missing one fails before a response starts."""
+        body = self.open(key)
+
+        def read() -> Iterator[bytes]:
+            try:
+                while data := self.read(body, size):
+                    yield data
+            finally:
+                body.close()
+
+        return read()
 
     def url(self, key: str, filename: str = "", expire: int = 300) -> str:
         """A short-lived URL of the object, as the storage builds it (custom
         domain, CloudFront signing and query-string auth included)."""
-        location = self.storage.location.strip("/")
-        name = key[len(location) + 1 :] if location and key.startswith(location + "/") else key
+        name = storage_name(key, self.storage.location)
         parameters = {}
         if filename:
             parameters["ResponseContentDisposition"] = content_disposition(filename)
@@ -228,12 +247,14 @@ class S3Backend:
         return True
 
 
-def content_disposition(filename: str) -> str:
-    # Cleaned here as well, whoever passes the name: a CR or LF would make
-    # the header (or the presigned URL's ResponseContentDisposition) unsendable.
-    name = clean_filename(filename)
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "").replace("\\", "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+def storage_name(key: str, location: str) -> str:
+    """The storage-relative name of a full bucket key: rows keep the key in
+    the bucket, which includes the storage's ``location``, while
+    ``Storage.url()`` and friends add the location themselves."""
+    location = location.strip("/")
+    if location and key.startswith(location + "/"):
+        return key[len(location) + 1 :]
+    return key
 
 
 def part_size_for(length: int | None) -> int:

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 
 from ..buffers import COPY, Part, new_part
 from ..exceptions import StorageError
-from ..models import TusSession
-from .s3 import S3Backend, s3_error_code, s3_errors
-from .tail import raise_tail_missing
+from .base import TailMissing
+from .s3 import S3Backend, s3_error_code
 
 TAIL_FOLDER = ".tails/"
 
@@ -29,55 +28,53 @@ def tus_tail_key(session_id: str, backend: S3Backend) -> str:
 
 
 class S3Tail:
+    """One upload's tail as an object, written and read through ``S3Backend``
+    (so the storage's parameters, encryption included, apply to it)."""
+
     # A write is a PUT that, boto3's retries included, can outlast a lease.
     remote = True
 
-    def __init__(self, session: TusSession, backend: S3Backend | None = None) -> None:
-        self.session = session
+    def __init__(self, session_id: str, backend: S3Backend | None = None) -> None:
         self.backend = backend or S3Backend()
-        self.key = tus_tail_key(session.id, self.backend)
+        self.key = tus_tail_key(session_id, self.backend)
         self._data: Part | None = None
 
     def size(self) -> int | None:
         try:
-            with s3_errors("read the tail's size"):
-                response = self.backend.client.head_object(Bucket=self.backend.bucket, Key=self.key)
+            return self.backend.size(self.key)
         except StorageError as exc:
             if _not_found(exc):
                 return None
             raise
-        return int(response["ContentLength"])
 
-    def exists(self) -> bool:
-        return self.size() is not None
-
-    def check(self) -> None:
-        expected = self.session.tail_length
+    def check(self, expected: int, implied: bool) -> None:
+        # An empty tail needs no object: a missing one is consistent.
         if expected == 0:
             return
         # Held in a part buffer (in memory, or a file when large) until used.
         data = new_part(expected, pooled=False)
         got = 0
         try:
-            with s3_errors("read the tail"):
-                body = self.backend.client.get_object(Bucket=self.backend.bucket, Key=self.key)["Body"]
-                while got < expected and (chunk := body.read(min(COPY, expected - got))):
+            body = self.backend.open(self.key)
+            try:
+                while got < expected and (chunk := self.backend.read(body, min(COPY, expected - got))):
                     data.write(got, chunk)
                     got += len(chunk)
+            finally:
                 body.close()
         except StorageError as exc:
             data.close()
             if _not_found(exc):
-                raise_tail_missing(self.session, "the shared tail object is absent")
+                raise TailMissing("the shared tail object is absent") from exc
             raise
         if got < expected:
             data.close()
-            raise_tail_missing(self.session, f"the shared tail holds {got} bytes but the upload implies {expected}")
+            raise TailMissing(f"the shared tail holds {got} bytes but the upload implies {expected}")
         self._data = data
 
     def _read(self, length: int) -> Part:
         if self._data is None or self._data.capacity < length:
-            raise_tail_missing(self.session, "the shared tail was not read before use")
+            raise TailMissing("the shared tail was not read before use")
         return self._data
 
     def read_into(self, part: Part, length: int) -> None:
@@ -99,8 +96,7 @@ class S3Tail:
             for at, chunk in _positioned(part.chunks(unchanged, length), unchanged):
                 whole.write(at, chunk)
         try:
-            with s3_errors("store the tail"):
-                self.backend.client.put_object(Bucket=self.backend.bucket, Key=self.key, Body=whole.body(length))
+            self.backend.put(self.key, whole.body(length))
         finally:
             if whole is not part:
                 whole.close()
@@ -109,8 +105,7 @@ class S3Tail:
         """Nothing to prepare: a missing object with an empty tail is consistent."""
 
     def delete(self) -> None:
-        with s3_errors("delete the tail"):
-            self.backend.client.delete_object(Bucket=self.backend.bucket, Key=self.key)
+        self.backend.delete(self.key)
 
 
 def _positioned(chunks: Iterator[memoryview], at: int = 0) -> Iterator[tuple[int, memoryview]]:

@@ -8,22 +8,17 @@ interrupted request and is cut off before use.
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from ..conf import tus_settings
-from ..exceptions import NodeFull, TusTailMissing
-from ..models import TusSession
+from .base import TailMissing
 
 if TYPE_CHECKING:
     from ..buffers import Part
-    from .shared_tail import S3Tail
-
-logger = logging.getLogger("rindle_tus")
 
 TAIL_DIRNAME = "tus"
 # The size of each read when a tail is copied into a part.
@@ -52,20 +47,17 @@ _usage: tuple[float, int] = (0.0, 0)
 USAGE_TTL = 1.0
 
 
-def check_node_room() -> None:
-    """``RINDLE_TUS_MAX_TAIL_BYTES``: refuse to buffer more on this node's
-    disk once its tails add up to that (507, the client retries later)."""
-    limit = tus_settings.MAX_TAIL_BYTES
-    if limit is None:
-        return
+def tails_usage() -> int:
+    """The bytes this node's tail folder holds, looked at most once every
+    ``USAGE_TTL`` per process (a folder of thousands of tails is not summed
+    on every request)."""
     global _usage
     with _usage_lock:
         looked, used = _usage
         if time.monotonic() - looked > USAGE_TTL:
             used = sum(_size(entry) for entry in _entries(tail_dir()))
             _usage = (time.monotonic(), used)
-    if used >= limit:
-        raise NodeFull(f"The tails on this node hold {used} bytes, as many as RINDLE_TUS_MAX_TAIL_BYTES allows.")
+    return used
 
 
 def _entries(directory: Path) -> list[os.DirEntry[str]]:
@@ -83,17 +75,13 @@ def _size(entry: os.DirEntry[str]) -> int:
 
 
 class Tail:
-    """Reads, checks and replaces one session's tail file on this node."""
+    """Reads, checks and replaces one upload's tail file on this node."""
 
     # A write is local and immediate: done long before a lease could run out.
     remote = False
 
-    def __init__(self, session: TusSession) -> None:
-        self.session = session
-        self.path = tus_tail_path(session.id)
-
-    def exists(self) -> bool:
-        return self.path.exists()
+    def __init__(self, session_id: str) -> None:
+        self.path = tus_tail_path(session_id)
 
     def size(self) -> int | None:
         try:
@@ -101,25 +89,24 @@ class Tail:
         except FileNotFoundError:
             return None
 
-    def check(self) -> None:
-        """The cross-node guard: fail loudly rather than continue from nothing."""
-        session = self.session
-        expected = session.tail_length
+    def check(self, expected: int, implied: bool) -> None:
+        """The cross-node guard: fail loudly rather than continue from nothing.
+
+        ``expected``: the bytes the row says the tail holds; ``implied``:
+        whether the row implies a tail file at all (even an empty one).
+        """
         size = self.size()
         if size is None:
-            if session.implies_tail:
-                self._missing("the tail file is absent")
+            if implied:
+                raise TailMissing("the tail file is absent")
             return
         if size < expected:
-            self._missing(f"the tail file holds {size} bytes but the upload implies {expected}")
+            raise TailMissing(f"the tail file holds {size} bytes but the upload implies {expected}")
         if size > expected:
             # Debris of a request interrupted before its offset commit.
             with open(self.path, "r+b") as fh:
                 fh.truncate(expected)
                 os.fsync(fh.fileno())
-
-    def _missing(self, detail: str) -> None:
-        raise_tail_missing(self.session, detail)
 
     def read_into(self, part: Part, length: int) -> None:
         """Write the tail's first ``length`` (committed) bytes into ``part``."""
@@ -128,7 +115,7 @@ class Tail:
             while done < length:
                 chunk = fh.read(min(COPY, length - done))
                 if not chunk:
-                    self._missing(f"the tail file ended after {done} of {length} bytes")
+                    raise TailMissing(f"the tail file ended after {done} of {length} bytes")
                 part.write(done, chunk)
                 done += len(chunk)
 
@@ -179,23 +166,6 @@ class Tail:
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def raise_tail_missing(session: TusSession, detail: str) -> NoReturn:
-    node = tus_settings.NODE_NAME
-    logger.error(
-        "tus_tail_missing: session=%s node=%s tail_node=%s: %s", session.id, node, session.tail_node, detail
-    )
-    raise TusTailMissing(session.id, node, session.tail_node, detail)
-
-
-def open_tail(session: TusSession) -> Tail | S3Tail:
-    """The session's tail in the configured store (``RINDLE_TUS_TAIL_STORE``)."""
-    if tus_settings.TAIL_STORE == "s3":
-        from .shared_tail import S3Tail
-
-        return S3Tail(session)
-    return Tail(session)
 
 
 def _write(fd: int, part: Part, start: int, end: int) -> None:

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from rindle_tus.metadata import clean_filename, content_type_of, filename_of
+from rindle_tus.metadata import clean_filename, content_disposition, content_type_of, filename_of
 from rindle_tus.models import TusSession
-from rindle_tus.storage.s3 import content_disposition
 
 
 def session(**metadata: Any) -> TusSession:

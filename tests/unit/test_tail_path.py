@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rindle_tus.storage import TusTailMissing, tus_tail_path
+from rindle_tus.exceptions import TusTailMissing
+from rindle_tus.storage import tus_tail_path
 
 
 def test_tail_missing_error_carries_session_and_nodes() -> None:

@@ -1,0 +1,314 @@
+"""The one place that changes an upload's bytes and bookkeeping.
+
+Everything that writes an upload's row, its parts, its tail or its object
+goes through a ``Writer`` holding the upload's lease: the PATCH path
+(``receiver``), creation with a body and empty uploads, concatenation, a
+HEAD finishing a pending completion, termination and the reaper. Each step
+keeps the crash-safety invariant of ``receiver``'s docstring: bytes are in
+S3 or the tail before the row implies them, and a request that lost its
+lease writes neither the tail nor the row (``Lease.commit`` and
+``Lease.confirm``).
+
+The upload's signals are sent from here too, each after the transaction
+that recorded its event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .buffers import Part
+from .conf import tus_settings
+from .exceptions import StorageError, TusTailMissing
+from .limits import check_node_room
+from .locking import Lease
+from .models import ConcatKind, State, TusSession, committed
+from .storage import S3Backend, S3Tail, TailMissing, TailStore, open_tail, tus_tail_path
+from .storage.s3 import is_no_such_upload
+
+logger = logging.getLogger("rindle_tus")
+
+
+class Writer:
+    """Writes one upload under its lease."""
+
+    def __init__(self, session: TusSession, lease: Lease, backend: S3Backend | None = None) -> None:
+        self.session = session
+        self.lease = lease
+        self.backend = backend or S3Backend()
+        self.tail: TailStore = open_tail(session.id, self.backend)
+        self.node = tus_settings.NODE_NAME
+
+    # -- the row ---------------------------------------------------------------
+
+    def commit(self, **fields: Any) -> None:
+        """Write ``fields`` under the lease; every write moves the sliding expiry on."""
+        fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
+        self.lease.commit(self.session, **fields)
+
+    def commit_parts(self, parts: list[dict[str, Any]]) -> None:
+        """Parts now in S3: the offset moves to the boundary after them, so the
+        old tail becomes debris the invariant ignores."""
+        self.commit(parts=parts, offset=committed(parts))
+
+    def declare_length(self, length: int) -> None:
+        self.commit(length=length)
+
+    # -- the tail ----------------------------------------------------------------
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        """A tail that does not hold what the row implies fails the request
+        loudly (``tus_tail_missing``, logged and signalled), never carries on
+        from nothing."""
+        try:
+            yield
+        except TailMissing as exc:
+            session = self.session
+            logger.error(
+                "tus_tail_missing: session=%s node=%s tail_node=%s: %s",
+                session.id,
+                self.node,
+                session.tail_node,
+                exc.detail,
+            )
+            signals.send_tail_missing(session, self.node)
+            raise TusTailMissing(session.id, self.node, session.tail_node, exc.detail) from exc
+
+    def check_tail(self, body_may_grow_it: bool) -> None:
+        """Before a body is read: the tail holds what the row implies, and
+        this node may buffer more (``RINDLE_TUS_MAX_TAIL_BYTES``)."""
+        if not self.tail.remote and body_may_grow_it:
+            check_node_room()
+        with self.guarded():
+            self.tail.check(self.session.tail_length, self.session.implies_tail)
+
+    def load_tail(self, part: Part) -> None:
+        """Put the committed tail's bytes at the start of ``part``."""
+        # The lease must still be ours: once it lapsed, another request may
+        # have replaced the tail (see store_tail).
+        self.lease.confirm()
+        with self.guarded():
+            self.tail.read_into(part, self.session.tail_length)
+
+    def store_tail(self, part: Part, length: int, unchanged: int) -> None:
+        # A request that lost its lease (its process stalled past it) must not
+        # write the tail a newer request now owns: the database confirms the
+        # lease first, which leaves a whole lease for a local write.
+        self.lease.confirm()
+        with self.guarded():
+            if not self.tail.remote:
+                self.tail.store(part, length, unchanged)
+                return
+            # Keep the lease until the PUT, retries and all, is over, so that no
+            # newer request can write the tail before a late retry of this one lands.
+            with ThreadPoolExecutor(1, thread_name_prefix="rindle-tus-tail") as executor:
+                self.lease.wait_for(executor.submit(self.tail.store, part, length, unchanged))
+
+    def keep_remainder(self, part: Part, length: int, unchanged: int, new_offset: int) -> None:
+        """Step 3 of the invariant: the remainder in the tail, then the offset."""
+        self.ensure_multipart()
+        self.store_tail(part, length, unchanged)
+        self.commit(offset=new_offset, tail_node=self.node)
+
+    # -- S3 ------------------------------------------------------------------------
+
+    def ensure_multipart(self) -> None:
+        session = self.session
+        if session.upload_id:
+            return
+        upload_id = self.backend.create_multipart(session.key, session.content_type)
+        # The tail exists before the row can imply it, so a crash right after
+        # this commit is never mistaken for a misrouted resume.
+        self.tail.ensure()
+        self.commit(upload_id=upload_id, tail_node=self.node)
+
+    def send_part(self, number: int, part: Part) -> str:
+        # Runs on a pipeline thread: S3 only, no database.
+        return self.backend.upload_part(self.session.key, self.session.upload_id, number, part.body(part.capacity))
+
+    def copy_parts(self, sources: list[TusSession], ranges: Callable[[int], list[tuple[int, int]]]) -> None:
+        """A final upload made of ``sources``' objects, copied server-side."""
+        final = self.session
+        if not sources:
+            self.finish([])
+            return
+        upload_id = self.backend.create_multipart(final.key, final.content_type)
+        self.commit(upload_id=upload_id)
+        parts: list[dict[str, Any]] = []
+        for source in sources:
+            for first, last in ranges(int(source.length or 0)):
+                number = len(parts) + 1
+                etag = self.backend.upload_part_copy(final.key, upload_id, number, source.key, first, last)
+                parts.append({"number": number, "etag": etag, "size": last - first + 1})
+                self.lease.beat()
+        self.finish(parts)
+
+    def forget(self, parts: list[dict[str, Any]]) -> None:
+        """Parts this request uploaded that will never be committed (its body
+        was refused), so that S3 does not keep (and bill) their bytes until
+        the upload expires: the multipart upload is aborted if it holds
+        nothing else, otherwise each part is overwritten with nothing (S3
+        replaces a part uploaded again under its number; the client's resend
+        uploads them once more)."""
+        session = self.session
+        try:
+            if parts and not session.parts and session.offset == 0:
+                self.backend.abort(session.key, session.upload_id)
+                self.commit(upload_id="")
+            for part in parts if session.upload_id else []:
+                self.backend.upload_part(session.key, session.upload_id, part["number"], b"")
+        except StorageError:
+            logger.warning("upload %s: parts of a refused body stay in S3 until it expires", session.id)
+        parts.clear()
+
+    # -- completion ----------------------------------------------------------------
+
+    def finish(self, parts: list[dict[str, Any]], last: Part | None = None, length: int = 0) -> None:
+        """Store the first ``length`` bytes of ``last`` as the final bytes
+        after ``parts`` and complete the object."""
+        session = self.session
+        assert session.length is not None
+        body = last.body(length) if last is not None and length else b""
+        if not session.upload_id and not parts:
+            # Small and whole: one PutObject, no multipart upload at all.
+            self.backend.put(session.key, body, session.content_type)
+        else:
+            if length:
+                self.ensure_multipart()
+                number = len(parts) + 1
+                etag = self.backend.upload_part(session.key, session.upload_id, number, body)
+                self.lease.beat()
+                parts = [*parts, {"number": number, "etag": etag, "size": length}]
+            if parts != session.parts or session.offset != session.length:
+                self.commit(parts=parts, offset=session.length, tail_node=self.node)
+            self._complete(parts)
+        self._mark_completed()
+
+    def finish_pending(self) -> None:
+        """Every byte is committed in parts but completing the object failed
+        earlier: complete it now."""
+        self.finish(self.session.parts)
+
+    def _complete(self, parts: list[dict[str, Any]]) -> None:
+        session = self.session
+        assert session.length is not None
+        try:
+            self.backend.complete(session.key, session.upload_id, parts)
+        except StorageError as exc:
+            # Completed before, but the row was not updated (a crash or a lost
+            # response): the object itself tells.
+            if not is_no_such_upload(exc):
+                self.commit(last_error=str(exc))
+                raise
+        size = self.backend.size(session.key)
+        if size != session.length:
+            message = f"The assembled object has {size} bytes, not {session.length}."
+            self.commit(state=State.FAILED, last_error=message)
+            logger.error("upload %s failed: %s", session.id, message)
+            raise StorageError(message)
+
+    def _mark_completed(self) -> None:
+        session = self.session
+        assert session.length is not None
+        self.commit(state=State.COMPLETED, offset=session.length, completed_at=timezone.now(), last_error="")
+        self.tail.delete()
+        if session.concat != ConcatKind.PARTIAL:
+            # A partial upload is material for a final one, not a file of its own.
+            transaction.on_commit(lambda: signals.send_finished(session))
+
+    # -- the end of an upload --------------------------------------------------------
+
+    def terminate(self) -> None:
+        """Mark the upload terminated, then free its storage.
+
+        The row changes first, so no request can resume it while storage is
+        freed; a clean-up step that fails is recorded in ``last_error`` and
+        retried by the reaper.
+        """
+        session = self.session
+        # last_error now means "clean-up pending" (what the reaper retries), so
+        # an earlier error (a failed upload's) is cleared.
+        self.lease.commit(session, state=State.TERMINATED, last_error="")
+        transaction.on_commit(lambda: signals.send_terminated(session))
+        failures = (step.attempt(self.backend) for step in cleanup_steps(session, self.backend))
+        errors = [str(exc) for exc in failures if exc is not None]
+        if errors:
+            logger.warning("upload %s terminated; clean-up left for the reaper: %s", session.id, errors)
+            self.lease.commit(session, last_error="; ".join(errors))
+
+
+def announce_created(session: TusSession) -> None:
+    transaction.on_commit(lambda: signals.send_created(session))
+
+
+def complete_empty(session: TusSession, backend: S3Backend) -> None:
+    """``Upload-Length: 0``: the upload is whole at creation (no lease: no
+    other request can know of it yet)."""
+    backend.put(session.key, b"", None)
+    TusSession.objects.filter(pk=session.pk).update(state=State.COMPLETED, completed_at=timezone.now())
+    session.state = State.COMPLETED
+    transaction.on_commit(lambda: signals.send_finished(session))
+
+
+# -- freeing an upload's storage -------------------------------------------------
+#
+# One rule for the DELETE path (``Writer.terminate``) and the reaper
+# (``maintenance``), which reports each step.
+
+ABORT = "abort_upload"
+DELETE_OBJECT = "delete_object"
+DELETE_TAIL = "delete_tail"
+
+
+@dataclass(frozen=True)
+class CleanupStep:
+    kind: str
+    target: str
+    run: Callable[[S3Backend], None]
+    detail: str = ""
+
+    def attempt(self, backend: S3Backend) -> Exception | None:
+        """Run the step; the error if it failed (the caller records it)."""
+        try:
+            self.run(backend)
+        except (StorageError, OSError) as exc:
+            return exc
+        return None
+
+
+def cleanup_steps(session: TusSession, backend: S3Backend) -> list[CleanupStep]:
+    """What freeing a terminated or expired upload's storage takes.
+
+    - Its multipart upload, unless completed: aborted (one already gone counts).
+    - Its object, when terminated: deleted. A completed upload's object is
+      the file the client asked to delete; a failed one's is assembled with
+      the wrong size; one created by a single PutObject has no multipart
+      upload at all. Deleting a key that holds nothing succeeds, so the rule
+      needs no guess about which of these it was. An expired upload never
+      completed and has no object.
+    - Its tails: the file on this node if there is one, and the shared tail
+      object once the upload could have one.
+    """
+    steps: list[CleanupStep] = []
+    key, upload_id = session.key, session.upload_id
+    if upload_id and session.completed_at is None:
+        steps.append(CleanupStep(ABORT, key, lambda b: b.abort(key, upload_id), f"upload id {upload_id}"))
+    if session.state == State.TERMINATED:
+        steps.append(CleanupStep(DELETE_OBJECT, key, lambda b: b.delete(key)))
+    path = tus_tail_path(session.pk)
+    if path.is_symlink() or path.exists():
+        steps.append(CleanupStep(DELETE_TAIL, str(path), lambda b: path.unlink(missing_ok=True)))
+    if tus_settings.TAIL_STORE == "s3" and upload_id:
+        shared = S3Tail(session.pk, backend)
+        steps.append(CleanupStep(DELETE_TAIL, shared.key, lambda b: shared.delete(), "shared tail"))
+    return steps
