@@ -153,6 +153,7 @@ def markdown(
             f"{_num(row.value.get('peer'))} | {_num(row.ratio('limit'), 2)} | {_num(row.ratio('peer'), 2)} | "
             f"{_num(row.rss.get('rindle'), 0)} | {_num(row.rss.get('peer'), 0)} |"
         )
+    lines += asgi_markdown(measurements, titles, context)
     latency_rows = [r for r in rows(measurements) if r.latency]
     if latency_rows:
         lines += ["", "HEAD latency (ms, medians of the runs):", ""]
@@ -243,6 +244,38 @@ def chart(measurements: list[Measurement], titles: dict[str, str], path: Path, s
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+ASGI_SERVERS = ("rindle-asgi", "django-asgi")
+
+
+def asgi_markdown(measurements: list[Measurement], titles: dict[str, str], context: dict[str, Any]) -> list[str]:
+    """rindle under gunicorn beside rindle under uvicorn through
+    ``rindle_tus.asgi``, and through Django's own ASGI handler."""
+    table = [r for r in rows(measurements) if any(server in r.value for server in ASGI_SERVERS)]
+    if not table:
+        return []
+    described = context.get("asgi_settings", {})
+    lines = [
+        "",
+        "## Under ASGI (python client)",
+        "",
+        f"gunicorn: `{context['rindle_settings']}`; rindle-asgi: `{described.get('rindle-asgi')}`; "
+        f"django-asgi: `{described.get('django-asgi')}` (the same project, Django's handler).",
+        "",
+        "| Scenario | gunicorn | rindle-asgi | django-asgi | rindle-asgi/gunicorn | rindle-asgi/django-asgi "
+        "| peak RSS (MiB) gunicorn / rindle-asgi / django-asgi |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in table:
+        wsgi, asgi, plain = (row.value.get(s) for s in ("rindle", "rindle-asgi", "django-asgi"))
+        rss = " / ".join(_num(row.rss.get(s), 0) for s in ("rindle", "rindle-asgi", "django-asgi"))
+        lines.append(
+            f"| {titles[row.scenario]} ({row.unit}) | {_num(wsgi)} | {_num(asgi)} | {_num(plain)} | "
+            f"{_num(asgi / wsgi if asgi and wsgi else None, 2)} | {_num(asgi / plain if asgi and plain else None, 2)} "
+            f"| {rss} |"
+        )
+    return lines
 
 
 def write(out: Path, stem: str, data: dict[str, Any]) -> None:

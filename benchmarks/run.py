@@ -29,6 +29,7 @@ from .scenarios import FULL, QUICK, Bench, Measurement, Sizes, size_label
 from .servers import (
     REPO,
     S3,
+    AsgiRindleServer,
     Database,
     GunicornSettings,
     PeerServer,
@@ -75,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--hostile", action="store_true", help="also the hostile-client memory measurement")
     parser.add_argument(
+        "--asgi", action="store_true", help="also rindle under uvicorn (rindle_tus.asgi, and Django's own handler)"
+    )
+    parser.add_argument(
         "--hostile-stalled", type=int, default=None, help="stalled PATCHes of the hostile measurement (default 16)"
     )
     parser.add_argument(
@@ -94,13 +98,19 @@ def describe(m: Measurement) -> str:
     return f"run {m.run}  scenario {m.scenario}  {m.client:<13} {m.server:<6} {m.value:8.1f} {m.unit}{rss}"
 
 
-def plan(scenarios: list[str], js_all: bool) -> list[tuple[str, str, str]]:
+# Servers of --asgi, measured beside gunicorn in every run.
+ASGI_NAMES = ("rindle-asgi", "django-asgi")
+
+
+def plan(scenarios: list[str], js_all: bool, asgi: bool = False) -> list[tuple[str, str, str]]:
     """(scenario, client, server) in the order of one run."""
     steps: list[tuple[str, str, str]] = []
     for scenario in scenarios:
         if scenario in ("1", "3", "4"):
             steps.append((scenario, "boto3", "limit"))
         steps += [(scenario, "python", "rindle"), (scenario, "python", "peer")]
+        if asgi:
+            steps += [(scenario, "python", name) for name in ASGI_NAMES]
         if scenario in ("1", "2") or (scenario == "3" and js_all):
             steps += [(scenario, "tus-js-client", "rindle"), (scenario, "tus-js-client", "peer")]
     return steps
@@ -232,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = GunicornSettings(workers=args.workers, threads=args.threads)
     rindle: RindleServer | None = None
     peer: PeerServer | None = None
+    asgi_servers: dict[str, AsgiRindleServer] = {}
     created_db = False
     try:
         s3.start()
@@ -244,12 +255,17 @@ def main(argv: list[str] | None = None) -> int:
         peer = PeerServer(workdir, s3, args.part_size).start()
         log(f"rindle at {rindle.url} ({settings.describe()}); peer at {peer.url}")
 
+        if args.asgi:
+            for name in ASGI_NAMES:
+                asgi_servers[name] = AsgiRindleServer(name, workdir, s3, database, args.part_size, settings).start()
+                log(f"{name} at {asgi_servers[name].url} ({asgi_servers[name].describe()})")
+
         bench = Bench(s3, sizes, args.part_size, cross_check=args.quick)
-        warm_up(bench, [rindle, peer], args.part_size)
-        servers: dict[str, Any] = {"limit": None, "rindle": rindle, "peer": peer}
+        warm_up(bench, [rindle, peer, *asgi_servers.values()], args.part_size)
+        servers: dict[str, Any] = {"limit": None, "rindle": rindle, "peer": peer, **asgi_servers}
         measurements: list[Measurement] = []
         for run in range(1, runs + 1):
-            for scenario, client, name in plan(scenarios, args.js_all):
+            for scenario, client, name in plan(scenarios, args.js_all, args.asgi):
                 server = servers[name]
                 if scenario == "4":
                     m = bench.head_scenario(server, run)
@@ -313,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             "note": f"Load average (1 min) {load_before[0]:.2f} before the run and {load_after[0]:.2f} after: "
             "other work on the machine shows up as noise.",
             "scenarios": scenarios,
+            "asgi_settings": {name: server.describe() for name, server in asgi_servers.items()},
         }
         report.write(
             out,
@@ -334,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             raise fault_error  # a stored object that does not match: the run fails
         return 1 if fault_error or hostile_error else 0
     finally:
+        for server in asgi_servers.values():
+            server.stop()
         if peer:
             peer.stop()
         if rindle:

@@ -263,6 +263,45 @@ class RindleServer:
         stop_group(self.process)
 
 
+class AsgiRindleServer(RindleServer):
+    """rindle_tus under uvicorn, as many workers as gunicorn's: through
+    ``rindle_tus.asgi`` (``rindle-asgi``), or through Django's own ASGI
+    handler (``django-asgi``: what a project gets without it)."""
+
+    APPS = {
+        "rindle-asgi": ["example_project.asgi:application"],
+        "django-asgi": ["--factory", "django.core.asgi:get_asgi_application"],
+    }
+
+    def __init__(self, name: str, workdir: Path, s3: S3, database: Database, part_size: int,
+                 settings: GunicornSettings) -> None:
+        super().__init__(workdir, s3, database, part_size, settings)
+        self.name = name
+
+    def describe(self) -> str:
+        return f"uvicorn {' '.join(self.APPS[self.name])} --workers={self.settings.workers} --timeout-keep-alive=75"
+
+    def start(self, extra_args: list[str] | None = None) -> RindleServer:
+        log = open(self.workdir / f"{self.name}.log", "ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", *self.APPS[self.name],
+                "--host=127.0.0.1", f"--port={self.port}", f"--workers={self.settings.workers}",
+                "--timeout-keep-alive=75", "--no-access-log", "--log-level=warning",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        wait_for_port(self.port, self.process, "uvicorn")
+        _wait_for_workers(self.process.pid, self.settings.workers)
+        return self
+
+
 def _wait_for_workers(pid: int, count: int, timeout: float = 30.0) -> None:
     import psutil
 

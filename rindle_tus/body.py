@@ -37,7 +37,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -92,9 +92,18 @@ def request_socket(environ: Mapping[str, Any]) -> socket.socket | None:
 
 class Body:
     def __init__(
-        self, stream: Readable, length: int | None, sock: socket.socket | None = None, *, discardable: bool = False
+        self,
+        stream: Readable,
+        length: int | None,
+        sock: socket.socket | None = None,
+        *,
+        discardable: bool = False,
+        interrupter: Callable[[], None] | None = None,
     ) -> None:
         self.stream = stream
+        # Ends a blocked read where there is no socket to shut (the ASGI
+        # entry point's streamed body).
+        self._interrupter = interrupter
         # Content-Length; None for a chunked body.
         self.length = length
         self.received = 0
@@ -193,19 +202,25 @@ class Body:
 
     def interrupt(self) -> None:
         """End a read blocked on the client (from any thread): shut the
-        socket's read side. The response can still be written. Without a
-        socket, or with no read blocked, nothing."""
+        socket's read side (the response can still be written), or under
+        the ASGI entry point end the wait for the next message. With no read
+        blocked, nothing."""
         with self._lock:
             reading = self._reading_since
-            if self._sock is not None and reading is not None and time.monotonic() - reading >= BLOCKED:
+            if reading is None or time.monotonic() - reading < BLOCKED:
+                return
+            if self._sock is not None:
                 # socket.socket's own shutdown: an SSLSocket's would also tear down TLS for the response.
                 with suppress(OSError):
                     socket.socket.shutdown(self._sock, socket.SHUT_RD)
+            elif self._interrupter is not None:
+                self._interrupter()
 
     def close(self) -> None:
         """Reading is over: never interrupt the socket again (the server may reuse it)."""
         with self._lock:
             self._sock = None
+            self._interrupter = None
 
     @property
     def unread(self) -> bool:

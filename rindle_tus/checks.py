@@ -188,3 +188,31 @@ def check_tmp_dir() -> list[CheckMessage]:
     if tus_settings.TMP_DIR:
         return []
     return [Error("RINDLE_TUS_TMP_DIR must name a directory.", id="rindle_tus.E007")]
+
+
+@register(Tags.compatibility)
+def check_asgi_application(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W003: ``ASGI_APPLICATION`` (read by daphne's and Channels' runserver)
+    names Django's own handler, under which tus bodies do not stream."""
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        return []
+    from django.core.handlers.asgi import ASGIHandler
+    from django.utils.module_loading import import_string
+
+    from .asgi import StreamingASGIHandler
+
+    try:
+        application = import_string(path)
+    except Exception:  # noqa: BLE001  (Django reports an unimportable application itself)
+        return []
+    if isinstance(application, ASGIHandler) and not isinstance(application, StreamingASGIHandler):
+        return [
+            Warning(
+                f"ASGI_APPLICATION ({path}) is Django's own ASGI handler: it reads each tus body whole "
+                "before the view runs, so no part is uploaded while a body arrives and a cut PATCH keeps nothing.",
+                hint="Build the application with rindle_tus.asgi.get_asgi_application().",
+                id="rindle_tus.W003",
+            )
+        ]
+    return []

@@ -7,11 +7,14 @@ Nothing here touches S3, the tail or the lease."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -21,6 +24,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from . import concatenation, protocol, uploads
+from .asgi import STREAM_KEY
 from .body import Body, Empty, request_socket
 from .conf import tus_settings
 from .exceptions import (
@@ -72,8 +76,16 @@ def body_stream(request: HttpRequest) -> Body:
     declared = request.META.get("CONTENT_LENGTH")
     sock = request_socket(request.META)
     discardable = "gunicorn.socket" in request.META
+    streamed = request.META.get(STREAM_KEY)
+    if streamed is None and isinstance(request, ASGIRequest) and request.method in ("PATCH", "POST"):
+        _warn_plain_asgi()
+    interrupter = streamed.interrupt if streamed is not None else None
     if declared not in (None, ""):
-        body = Body(request, protocol.parse_int(declared, "Content-Length"), sock, discardable=discardable)
+        length = protocol.parse_int(declared, "Content-Length")
+        body = Body(request, length, sock, discardable=discardable, interrupter=interrupter)
+    elif streamed is not None:
+        # An ASGI server delimits a chunked body itself.
+        body = Body(streamed, None, interrupter=interrupter)
     elif request.META.get("wsgi.input_terminated"):
         body = Body(request.META["wsgi.input"], None, sock, discardable=discardable)
     elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
@@ -84,6 +96,15 @@ def body_stream(request: HttpRequest) -> Body:
         body = Body(Empty(), 0)
     request._tus_body = body  # type: ignore[attr-defined]
     return body
+
+
+@functools.cache
+def _warn_plain_asgi() -> None:
+    logger.warning(
+        "rindle_tus is served by Django's own ASGI handler, which reads each request body whole "
+        "before the view runs: no part is uploaded while a body arrives and a cut PATCH keeps "
+        "nothing. Serve the project with rindle_tus.asgi.get_asgi_application()."
+    )
 
 
 def _discard_unread_body(request: HttpRequest, response: HttpResponseBase) -> None:
@@ -278,7 +299,9 @@ class TusUploadView(TusView):
         if download.url is not None:
             return HttpResponseRedirect(download.url)
         assert download.chunks is not None
-        response = StreamingHttpResponse(download.chunks, content_type=download.content_type)
+        # Under ASGI, Django would gather a sync iterator whole in memory.
+        chunks = _async_chunks(download.chunks) if isinstance(request, ASGIRequest) else download.chunks
+        response = StreamingHttpResponse(chunks, content_type=download.content_type)
         response["Content-Length"] = str(download.length)
         response["Content-Disposition"] = content_disposition(download.filename)
         # The uploader's bytes, served from this site's origin: a browser must
@@ -286,6 +309,17 @@ class TusUploadView(TusView):
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
+
+
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` read one at a time on a worker thread."""
+    read = sync_to_async(_next_chunk, thread_sensitive=False)
+    while (chunk := await read(chunks)) is not None:
+        yield chunk
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
 
 
 def _created(request: HttpRequest, session: TusSession) -> HttpResponse:

@@ -296,6 +296,8 @@ class Node:
     workers: int = 2
     worker_class: str = "gthread"
     threads: int = 4
+    # "gunicorn" (example_project.wsgi) or "uvicorn" (example_project.asgi).
+    server: str = "gunicorn"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -336,15 +338,7 @@ class Node:
             log.write(f"--- start {self.starts + 1} of {self.name} on port {self.port}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "gunicorn", "example_project.wsgi",
-                    "--bind", f"127.0.0.1:{self.port}",
-                    "--workers", str(self.workers), "--worker-class", self.worker_class,
-                    *(["--threads", str(self.threads)] if self.worker_class == "gthread" else []),
-                    "--timeout", "120", "--graceful-timeout", "3",
-                    "--access-logfile", "-", "--error-logfile", "-",
-                    *_NO_CONTROL_SOCKET,
-                ],
+                self.command(),
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -353,6 +347,23 @@ class Node:
                 start_new_session=True,
             )
         self.starts += 1
+
+    def command(self) -> list[str]:
+        if self.server == "uvicorn":
+            return [
+                sys.executable, "-m", "uvicorn", "example_project.asgi:application",
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+                "--timeout-graceful-shutdown", "3",
+            ]
+        return [
+            sys.executable, "-m", "gunicorn", "example_project.wsgi",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--workers", str(self.workers), "--worker-class", self.worker_class,
+            *(["--threads", str(self.threads)] if self.worker_class == "gthread" else []),
+            "--timeout", "120", "--graceful-timeout", "3",
+            "--access-logfile", "-", "--error-logfile", "-",
+            *_NO_CONTROL_SOCKET,
+        ]
 
     def wait_ready(self, timeout: float = 90) -> None:
         def ready() -> bool:
@@ -381,10 +392,13 @@ class Node:
         self._signal_group(signal.SIGKILL)
 
     def worker_pids(self) -> list[int]:
+        """The live workers: children of the master, without a killed one
+        its master has not reaped yet, nor multiprocessing's resource tracker
+        (uvicorn starts its workers through multiprocessing)."""
         if self.process is None:
             return []
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
+        return [int(pid) for pid in children.read_text().split() if _is_worker(int(pid))]
 
     def holder_pid(self, row: dict[str, Any]) -> int:
         """The process of this node that holds the row's lease."""
@@ -428,6 +442,15 @@ class Node:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z" and b"resource_tracker" not in command
 
 
 def shared_tail_key(session_id: str) -> str:
@@ -691,8 +714,8 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
     """``node-a`` and ``node-b`` for routing and concurrency, ``node-f`` for
     the fault tests that kill it, ``node-s1`` and ``node-s2`` keeping their
     tails in S3 (``RINDLE_TUS_TAIL_STORE = "s3"``), ``node-y`` on gunicorn's
-    sync worker and ``node-h`` with 8 threads a worker as the README deploys
-    it. Every node runs with the default lease settings."""
+    sync worker, ``node-h`` with 8 threads a worker as the README deploys
+    it, and ``node-u`` under uvicorn (``rindle_tus.asgi``). Every node runs with the default lease settings."""
     ensure_bucket(s3_endpoint, BUCKET, timeout=30)
     database = ClusterDatabase(database_url, workdir)
     relay = S3Relay(s3_endpoint)
@@ -736,6 +759,8 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
         # As the README deploys it (8 threads a worker), for the hostile-client
         # tests, with no Tus-Max-Size but S3's 5 TiB (the worst case for memory).
         nodes["node-h"] = Node("node-h", workdir / "node-h", {**base_env, "RINDLE_TUS_MAX_SIZE": "none"}, threads=8)
+        # The example project under uvicorn, through rindle_tus.asgi.
+        nodes["node-u"] = Node("node-u", workdir / "node-u", dict(base_env), server="uvicorn")
         start_nodes(list(nodes.values()))
         yield Cluster(workdir, s3_endpoint, database, relay, nodes, s3_client(s3_endpoint))
     finally:

@@ -236,10 +236,41 @@ def session_for(url: str) -> Any:
     return TusSession.objects.get(pk=url.rstrip("/").rsplit("/", 1)[-1])
 
 
+@pytest.fixture(scope="session")
+def asgi_servers() -> Iterator[dict[str, Any]]:
+    """The ASGI servers of ``tests/asgi_server.py``, started on first use."""
+    started: dict[str, Any] = {}
+    yield started
+    for server in started.values():
+        server.stop()
+
+
 @pytest.fixture
-def live_tus(s3: S3, live_server: Any, tail_root: Path) -> str:
-    """The collection URL of a live (threaded, in-process) server, for real clients."""
-    return f"{live_server.url}/files/"
+def live_tus(request: pytest.FixtureRequest, s3: S3, live_server: Any, tail_root: Path,
+             asgi_servers: dict[str, Any]) -> str:
+    """The collection URL of a live in-process server, for real clients:
+    Django's threaded WSGI server, or (parametrized by ``pytest_generate_tests``)
+    an ASGI server serving ``rindle_tus.asgi``. Both share the test's settings
+    and database."""
+    kind = getattr(request, "param", "wsgi")
+    if kind == "wsgi":
+        return f"{live_server.url}/files/"
+    from .asgi_server import AsgiLiveServer
+
+    if kind not in asgi_servers:
+        asgi_servers[kind] = AsgiLiveServer(kind)
+    return f"{asgi_servers[kind].url}/files/"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test of a tus client on the wire (the conformance suite, the
+    real clients) runs under WSGI and under each ASGI server. The browser
+    tests load the page from Django's live server and stay there."""
+    from .asgi_server import ASGI_SERVERS
+
+    chosen = any("live_tus" in str(marker.args[0]) for marker in metafunc.definition.iter_markers("parametrize"))
+    if "live_tus" in metafunc.fixturenames and not chosen and not metafunc.module.__name__.endswith("test_browser"):
+        metafunc.parametrize("live_tus", ["wsgi", *ASGI_SERVERS], indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -374,8 +374,9 @@ def session_ids(nodes: Cluster) -> set[str]:
     [MiB, PART, 3 * PART + MiB],
     ids=["inside-the-first-part", "at-a-part-boundary", "after-three-parts"],
 )
-def test_tus_js_client_one_request_dropped_completes(nodes: Cluster, tmp_path: Path, after: int) -> None:
-    node = nodes["node-a"]
+@pytest.mark.parametrize("name", ["node-a", "node-u"], ids=["gunicorn", "uvicorn"])
+def test_tus_js_client_one_request_dropped_completes(nodes: Cluster, tmp_path: Path, after: int, name: str) -> None:
+    node = nodes[name]
     path, data = write_file(tmp_path, seed=after)
     with ClientRelay(node.port) as relay:
         relay.drop("PATCH", after=after)
@@ -531,13 +532,13 @@ def test_tuspy_dropped_upload_resumed_once_by_the_application_completes(
 
 
 def _upload_then(
-    nodes: Cluster, tmp_path: Path, seed: int, fault: Callable[[dict[str, Any]], None]
+    nodes: Cluster, tmp_path: Path, seed: int, fault: Callable[[dict[str, Any]], None], name: str = "node-f"
 ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    """Upload a file to node-f with tus-js-client in one request; once a
-    request holds the lease with a part uploaded, run ``fault(row)``. The
-    upload must complete: its session id, the client's events and the row
-    the fault was aimed at."""
-    node = nodes["node-f"]
+    """Upload a file to a node (node-f) with tus-js-client in one request;
+    once a request holds the lease with a part uploaded, run ``fault(row)``.
+    The upload must complete: its session id, the client's events and the
+    row the fault was aimed at."""
+    node = nodes[name]
     path, data = write_file(tmp_path, seed=seed)
     with TusJs(endpoint=node.files_url, file=str(path)) as client:
         session_id = session_id_of(client.wait_for(lambda e: e["event"] == "url")["url"])
@@ -559,8 +560,9 @@ def _took_over(node: Node, session_id: str, pid: int) -> bool:
     return f"upload {session_id}: took over the lease of {node.name}, process {pid}, which is gone" in node.log_text()
 
 
-def test_sigkill_of_the_worker_serving_a_tus_js_client_upload(nodes: Cluster, tmp_path: Path) -> None:
-    node = nodes["node-f"]
+@pytest.mark.parametrize("name", ["node-f", "node-u"], ids=["gunicorn", "uvicorn"])
+def test_sigkill_of_the_worker_serving_a_tus_js_client_upload(nodes: Cluster, tmp_path: Path, name: str) -> None:
+    node = nodes[name]
     killed: list[int] = []
 
     def kill_holder(row: dict[str, Any]) -> None:
@@ -568,7 +570,7 @@ def test_sigkill_of_the_worker_serving_a_tus_js_client_upload(nodes: Cluster, tm
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
-    session_id, events, _ = _upload_then(nodes, tmp_path, 41, kill_holder)
+    session_id, events, _ = _upload_then(nodes, tmp_path, 41, kill_holder, name)
     timeline("the holder worker SIGKILLed", events)
     (pid,) = killed
     assert node.running and pid not in node.worker_pids()
