@@ -175,11 +175,11 @@ class Lease:
         up to ``wait`` seconds (``RINDLE_TUS_LEASE_WAIT`` by default) for it
         to; then answer 423.
 
-        ``arrival`` is the session's ``lease_epoch`` as the request found it
-        when it arrived. If a newer request has taken the lease or answered a
-        HEAD since, this one gives way (400 ``upload_interrupted``) instead of
-        taking the upload over from it: a request cut by the network can
-        reach its view after the client's retry has already been answered.
+        ``arrival`` is the request's place in line (``arrive``). If a newer
+        request has arrived, taken the lease or had a HEAD answered since,
+        this one gives way (400 ``upload_interrupted``) instead of taking the
+        upload over from it: a request cut by the network can reach its view
+        after the client's retry.
         """
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
@@ -307,6 +307,33 @@ class Lease:
         )
         if fields and updated != 1:
             raise LeaseLost()
+
+
+def arrive(session_id: str) -> int:
+    """A request that will write the upload takes its place in line: a new
+    ``lease_epoch``, returned as its ``arrival`` for ``Lease.acquire``.
+
+    The newest arrival wins. A request that arrived earlier (one cut by
+    the network, reaching its view late) gives way to it instead of taking
+    the upload from it, and it asks an earlier request that holds the lease
+    to hand over. Taken when the request reaches its view, before its body:
+    two requests that read the same epoch could not be told apart.
+    """
+    quote = connection.ops.quote_name
+    table, epoch, pk = quote(TusSession._meta.db_table), quote("lease_epoch"), quote("id")
+    with connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:  # UPDATE ... RETURNING too
+            sql = f"UPDATE {table} SET {epoch} = {epoch} + 1 WHERE {pk} = %s RETURNING {epoch}"
+            cursor.execute(sql, [session_id])
+            row = cursor.fetchone()
+            if row is not None:
+                return int(row[0])
+            raise UploadNotFound()
+    TusSession.objects.filter(pk=session_id).update(lease_epoch=F("lease_epoch") + 1)
+    value = TusSession.objects.filter(pk=session_id).values_list("lease_epoch", flat=True).first()
+    if value is None:
+        raise UploadNotFound()
+    return int(value)
 
 
 def settle(session: TusSession, wait: float | None = None) -> bool:

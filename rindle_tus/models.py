@@ -93,7 +93,7 @@ class TusSession(models.Model):
         default=False, help_text="A newer request asked the holder to hand the upload over."
     )
     lease_epoch = models.BigIntegerField(
-        default=0, help_text="Moves on whenever a request takes the lease or a HEAD answers."
+        default=0, help_text="Moves on whenever a writing request arrives or takes the lease, or a HEAD answers."
     )
     last_error = models.TextField(blank=True, help_text="The last failure of completion or clean-up.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -16,7 +16,7 @@ from .concatenation import assemble
 from .conf import tus_settings
 from .exceptions import InvalidHeader, Locked, OffsetMismatch, TooLarge, TusError, UploadGone, UploadNotFound
 from .limits import check_length, check_unfinished
-from .locking import Lease, settle
+from .locking import Lease, arrive, settle
 from .models import ConcatKind, State, TusSession, is_session_id
 from .protocol import Checksum
 from .receiver import Receiver
@@ -172,7 +172,7 @@ def _apply(
 ) -> None:
     """Take the lease (a request holding it is asked to hand over), re-read
     the row under it, and apply the body."""
-    lease = Lease.acquire(session.id, arrival=session.lease_epoch)
+    lease = Lease.acquire(session.id, arrival=arrive(session.id))
     try:
         session.refresh_from_db()
         if session.state != State.RECEIVING:
@@ -242,7 +242,7 @@ def _finish_pending(session: TusSession) -> None:
 
 def terminate(session: TusSession) -> None:
     """DELETE: the upload is terminated and its storage freed."""
-    lease = Lease.acquire(session.id, arrival=session.lease_epoch)
+    lease = Lease.acquire(session.id, arrival=arrive(session.id))
     try:
         session.refresh_from_db()
         Writer(session, lease).terminate()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 # The servers the suite runs the live-server tests under, besides Django's WSGI one.
-ASGI_SERVERS = ("uvicorn", "hypercorn")
+ASGI_SERVERS = ("uvicorn", "hypercorn", "granian")
 
 
 def _free_port() -> int:
@@ -67,10 +67,7 @@ class AsgiLiveServer:
 
     def _run(self) -> None:
         try:
-            if self.kind == "uvicorn":
-                self._run_uvicorn()
-            else:
-                self._run_hypercorn()
+            {"uvicorn": self._run_uvicorn, "hypercorn": self._run_hypercorn, "granian": self._run_granian}[self.kind]()
         except BaseException as exc:  # noqa: BLE001  (reported by _wait_ready)
             self._error = exc
 
@@ -96,6 +93,20 @@ class AsgiLiveServer:
         stopped = asyncio.Event()
         self._stop = lambda: loop.call_soon_threadsafe(stopped.set)
         loop.run_until_complete(serve(self.app, config, shutdown_trigger=stopped.wait))  # type: ignore[arg-type]
+        loop.close()
+
+    def _run_granian(self) -> None:
+        # Granian's embedded server: its Rust HTTP stack on this thread's
+        # event loop (ASGINL: Django has no lifespan protocol).
+        from granian.constants import Interfaces
+        from granian.server.embed import Server
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        server = Server(self.app, address="127.0.0.1", port=self.port, interface=Interfaces.ASGINL,
+                        log_enabled=False)
+        self._stop = lambda: loop.call_soon_threadsafe(server.stop)
+        loop.run_until_complete(server.serve())
         loop.close()
 
     def _wait_ready(self) -> None:

@@ -89,13 +89,13 @@ def test_tus_js_client_upload_arrives_whole(live_tus: str, s3: S3, tmp_path: Pat
     assert s3.sha256(session.key) == sha256(data)
 
 
-# uvicorn is left out here: it tells the application nothing of a
+# uvicorn is left out here (hypercorn and granian report it): it tells the app nothing of a
 # half-closed connection (the driver's drop ends only the sending side), so
 # the cut request waits until the new process's HEAD has it hand over, a
 # path the cluster's node-u and tests/test_asgi.py cover with real
 # processes; the in-process server shares one SQLite connection between
 # threads, which the handover's heartbeat cannot rely on.
-@pytest.mark.parametrize("live_tus", ["wsgi", "hypercorn"], indirect=True)
+@pytest.mark.parametrize("live_tus", ["wsgi", "hypercorn", "granian"], indirect=True)
 def test_tus_js_client_resumes_a_dropped_upload_from_its_stored_url(live_tus: str, s3: S3, tmp_path: Path) -> None:
     path, data = write_file(tmp_path, 2 * PART + 12345, seed=1)
     storage = tmp_path / "tus-urls.json"
