@@ -235,18 +235,22 @@ class RindleServer:
             check=True,
         )
 
+    def command(self, extra_args: list[str]) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "example_project.wsgi:application",
+            f"--bind=127.0.0.1:{self.port}",
+            *self.settings.args(),
+            *extra_args,
+        ]
+
     def start(self, extra_args: list[str] | None = None) -> RindleServer:
-        log = open(self.workdir / "gunicorn.log", "ab")
+        command = self.command(extra_args or [])
+        log = open(self.workdir / f"{self.name}.log", "ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "example_project.wsgi:application",
-                f"--bind=127.0.0.1:{self.port}",
-                *self.settings.args(),
-                *(extra_args or []),
-            ],
+            command,
             cwd=REPO,
             env=self.env,
             stdout=log,
@@ -255,7 +259,7 @@ class RindleServer:
             start_new_session=True,
         )
         log.close()
-        wait_for_port(self.port, self.process, "gunicorn")
+        wait_for_port(self.port, self.process, command[2])
         _wait_for_workers(self.process.pid, self.settings.workers)
         return self
 
@@ -281,25 +285,12 @@ class AsgiRindleServer(RindleServer):
     def describe(self) -> str:
         return f"uvicorn {' '.join(self.APPS[self.name])} --workers={self.settings.workers} --timeout-keep-alive=75"
 
-    def start(self, extra_args: list[str] | None = None) -> RindleServer:
-        log = open(self.workdir / f"{self.name}.log", "ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", *self.APPS[self.name],
-                "--host=127.0.0.1", f"--port={self.port}", f"--workers={self.settings.workers}",
-                "--timeout-keep-alive=75", "--no-access-log", "--log-level=warning",
-            ],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        wait_for_port(self.port, self.process, "uvicorn")
-        _wait_for_workers(self.process.pid, self.settings.workers)
-        return self
+    def command(self, extra_args: list[str]) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", *self.APPS[self.name],
+            "--host=127.0.0.1", f"--port={self.port}", f"--workers={self.settings.workers}",
+            "--timeout-keep-alive=75", "--no-access-log", "--log-level=warning", *extra_args,
+        ]
 
 
 def _wait_for_workers(pid: int, count: int, timeout: float = 30.0) -> None:

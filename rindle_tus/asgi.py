@@ -116,8 +116,7 @@ class ReceiveStream:
     def close(self) -> None:
         """The view is done with the body: Django's disconnect watch may read on."""
         if not self.ended:
-            self.ended = True
-            self._loop.call_soon_threadsafe(self.done.set)
+            self._end()
 
 
 class _StreamedReceive:

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from .conf import MiB, tus_settings
-from .storage.tail import tail_dir
 
 # The size of the copies between a file and a part, or a part and a file.
 COPY = MiB
@@ -86,6 +85,10 @@ class FilePart(Part):
     and an upload thread never share a file position."""
 
     def __init__(self, capacity: int) -> None:
+        # Imported here: the storage package imports this module (part
+        # buffers for the shared tail); the spool shares the tails' folder.
+        from .storage.tail import tail_dir
+
         directory = tail_dir()
         directory.mkdir(parents=True, exist_ok=True)
         self.capacity = capacity

@@ -43,12 +43,13 @@ def room(session: TusSession) -> int:
     return ceiling - session.offset
 
 
-def check_body(length: int | None, session: TusSession) -> None:
-    """A body's declared length, against the room the upload has left."""
+def check_body(length: int | None, session: TusSession) -> int:
+    """A body's declared length, against the room the upload has left; that room."""
     remaining = room(session)
     if length is not None and length > remaining:
         past = "Upload-Length" if session.length is not None else "the largest upload this server accepts"
         raise TooLarge(f"The body of {length} bytes goes past {past}: only {remaining} more bytes fit.")
+    return remaining
 
 
 def check_unfinished(user: Any, client: str) -> None:

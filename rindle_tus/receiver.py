@@ -38,7 +38,7 @@ from .body import Body, slots
 from .buffers import Part
 from .conf import tus_settings
 from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError, UploadInterrupted
-from .limits import check_body, room
+from .limits import check_body
 from .models import committed
 from .pipeline import PartPipeline
 from .protocol import Checksum
@@ -113,8 +113,7 @@ class Receiver:
         is kept exactly as on a disconnect, and the stop's error is raised.
         """
         session = self.session
-        check_body(body.length, session)
-        remaining = room(session)
+        remaining = check_body(body.length, session)
         self.writer.check_tail(body.length is None or body.length > 0)
         slots.enter(body)
         pipeline = PartPipeline(

@@ -12,7 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from .body import Body
-from .concatenation import assemble
+from .concatenation import assemble, final_length
 from .conf import tus_settings
 from .exceptions import InvalidHeader, Locked, OffsetMismatch, TooLarge, TusError, UploadGone, UploadNotFound
 from .limits import check_length, check_unfinished
@@ -128,7 +128,7 @@ def create_final(
     backend = S3Backend()
     final = _new_session(
         backend,
-        length=sum(int(p.length or 0) for p in partials),
+        length=final_length(partials),
         metadata_raw=metadata_raw,
         metadata=metadata,
         user=user,
