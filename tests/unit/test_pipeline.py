@@ -42,7 +42,9 @@ def test_results_come_back_in_part_order_when_later_parts_finish_first() -> None
     pipeline = PartPipeline(upload, SIZE, concurrency=3)
     try:
         assert [_send(pipeline, n) for n in (1, 2, 3)] == [[], [], []]
+        # One at a time: released together, 2 and 3 may finish in either order.
         release[3].set()
+        _until(lambda: finished == [3])
         release[2].set()
         _until(lambda: finished == [3, 2])
         assert list(pipeline.finished()) == []  # part 1 is still uploading
