@@ -281,6 +281,14 @@ class AsgiRindleServer(RindleServer):
                  settings: GunicornSettings) -> None:
         super().__init__(workdir, s3, database, part_size, settings)
         self.name = name
+        # Both handlers on the pool example_project/asgi.py sets for its own
+        # (persistent connections run PostgreSQL out of them under ASGI), so
+        # that the handler is the only difference.
+        self.env["DATABASE_POOL"] = "16"
+        # uvicorn's workers take connections unevenly (scenario 3 once put 9 of
+        # 32 uploads on one), so a cap per process refuses some that gunicorn,
+        # whose threads only accept what they can serve, spreads out.
+        self.env["RINDLE_TUS_MAX_BODIES"] = "none"
 
     def describe(self) -> str:
         return f"uvicorn {' '.join(self.APPS[self.name])} --workers={self.settings.workers} --timeout-keep-alive=75"

@@ -79,6 +79,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # fails with "database is locked" instead of waiting.
         DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif os.environ.get("DATABASE_POOL"):
+    # Under ASGI each request runs in a thread of its own, so a persistent
+    # connection is never reused and lingers until collected: Django's
+    # documentation says to turn persistent connections off there and pool
+    # instead (example_project/asgi.py sets this). The value is the pool's size
+    # per process.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": int(os.environ["DATABASE_POOL"]),
+    }
 
 STORAGES = {
     "default": {

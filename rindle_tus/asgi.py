@@ -21,6 +21,7 @@ Use it in place of ``django.core.asgi.get_asgi_application()``::
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
@@ -38,6 +39,8 @@ Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+logger = logging.getLogger("rindle_tus")
+
 # The META key under which a tus view finds the streamed body (``views.body_stream``).
 STREAM_KEY = "rindle_tus.stream"
 # How often a blocked read looks whether it was interrupted (a handover, a stall).
@@ -48,6 +51,11 @@ _BODY_METHODS = frozenset({"PATCH", "POST"})
 def get_asgi_application() -> ASGIHandler:
     """``django.core.asgi.get_asgi_application()``, streaming tus bodies."""
     django.setup(set_prefix=False)
+    from .checks import asgi_persistent_connections
+
+    # uvicorn, granian and hypercorn never run the system checks: say it in the log.
+    for message in asgi_persistent_connections():
+        logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
     return StreamingASGIHandler()
 
 

@@ -87,19 +87,23 @@ class FilePart(Part):
     def __init__(self, capacity: int) -> None:
         # Imported here: the storage package imports this module (part
         # buffers for the shared tail); the spool shares the tails' folder.
-        from .storage.tail import tail_dir
+        from .storage.tail import on_disk, tail_dir
 
         directory = tail_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        with on_disk():
+            directory.mkdir(parents=True, exist_ok=True)
+            self.file = tempfile.TemporaryFile(dir=directory)
         self.capacity = capacity
-        self.file = tempfile.TemporaryFile(dir=directory)
         self.fd = self.file.fileno()
 
     def write(self, at: int, data: bytes | bytearray | memoryview) -> None:
+        from .storage.tail import on_disk
+
         view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, at)
-            view, at = view[written:], at + written
+        with on_disk():  # a full disk is a 507, not a traceback
+            while view:
+                written = os.pwrite(self.fd, view, at)
+                view, at = view[written:], at + written
 
     def body(self, length: int) -> io.BufferedReader:
         return io.BufferedReader(_Slice(self.fd, length), buffer_size=COPY)

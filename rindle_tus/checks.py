@@ -184,10 +184,49 @@ def check_timings() -> list[CheckMessage]:
 
 
 def check_tmp_dir() -> list[CheckMessage]:
-    """E007: RINDLE_TUS_TMP_DIR names a directory."""
-    if tus_settings.TMP_DIR:
-        return []
-    return [Error("RINDLE_TUS_TMP_DIR must name a directory.", id="rindle_tus.E007")]
+    """E007: RINDLE_TUS_TMP_DIR names a directory. E020: this process can
+    make its upload folder there and write a file in it (what the first PATCH
+    does; a check finds it at start-up instead)."""
+    if not tus_settings.TMP_DIR:
+        return [Error("RINDLE_TUS_TMP_DIR must name a directory.", id="rindle_tus.E007")]
+    import tempfile
+
+    from .storage.tail import tail_dir
+
+    folder = tail_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"rindle_tus")
+    except OSError as exc:
+        return [
+            Error(
+                f"RINDLE_TUS_TMP_DIR: this process cannot write the upload folder {folder}: {exc.strerror or exc}.",
+                hint="Point RINDLE_TUS_TMP_DIR at a folder the server's user can write, on a local disk.",
+                id="rindle_tus.E020",
+            )
+        ]
+    return []
+
+
+@register("rindle_tus", deploy=True)
+def check_bucket(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E021 (``check --deploy`` only: it writes to the bucket): the bucket
+    takes a multipart upload with the storage's credentials, as
+    ``manage.py rindle_tus_doctor`` tries it."""
+    if check_storage():
+        return []  # no S3 storage to try; E001/E002 say why
+    from .doctor import bucket
+
+    return [
+        Error(
+            f"The storage of rindle_tus cannot take uploads ({finding.name}): {finding.detail}.",
+            hint="Create the bucket, or fix the storage's endpoint_url, region_name or credentials in STORAGES.",
+            id="rindle_tus.E021",
+        )
+        for finding in bucket()
+        if not finding.ok
+    ]
 
 
 @register(Tags.compatibility)
@@ -215,4 +254,25 @@ def check_asgi_application(app_configs: Sequence[Any] | None = None, **kwargs: A
                 id="rindle_tus.W003",
             )
         ]
+    if isinstance(application, ASGIHandler):
+        return asgi_persistent_connections()
     return []
+
+
+def asgi_persistent_connections() -> list[CheckMessage]:
+    """W004: under ASGI, databases with persistent connections. Each request
+    runs in a thread of its own there, so a persistent connection is never
+    reused: every request opens one, which lingers until it is collected, and
+    a busy process runs the database out of connections ("too many clients").
+    Run by the check above and when ``rindle_tus.asgi`` builds its handler."""
+    persistent = [alias for alias, db in settings.DATABASES.items() if db.get("CONN_MAX_AGE", 0) != 0]
+    if not persistent:
+        return []
+    return [
+        Warning(
+            f"Under ASGI, persistent connections are never reused (CONN_MAX_AGE of {', '.join(persistent)}): "
+            "each request opens a connection of its own, and they pile up until the database refuses more.",
+            hint='Set CONN_MAX_AGE to 0; on PostgreSQL (Django 5.1+) pool instead, with OPTIONS {"pool": ...}.',
+            id="rindle_tus.W004",
+        )
+    ]

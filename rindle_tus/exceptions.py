@@ -177,6 +177,16 @@ class NodeFull(TusError):
     retry_after = 30
 
 
+class DiskUnavailable(TusError):
+    """This node cannot write its upload folder (``RINDLE_TUS_TMP_DIR``): a
+    fault of the server's set-up, not of the request. Nothing past the last
+    committed offset was kept; the upload resumes once the folder is fixed."""
+
+    status = 500
+    code = "tmp_dir_unwritable"
+    default_message = "This server cannot write its upload folder; the upload can be resumed once that is fixed."
+
+
 class DatabaseUnavailable(TusError):
     status = 503
     code = "database_unavailable"

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import pooling
 from .body import Body, slots
 from .buffers import Part
 from .conf import tus_settings
@@ -178,6 +179,7 @@ class Receiver:
             # now, not only when the next part is cut: a slow client would
             # otherwise leave it uncommitted for minutes.
             accept(pipeline.finished())
+            pooling.release()
             data = body.read(min(chunk, part_size - progress.fill, cap - body.received))
             self.lease.beat()
             if not data:

@@ -167,8 +167,9 @@ class TusView(View):
         response = HttpResponse(status=204)
         response["Tus-Version"] = ",".join(protocol.SUPPORTED_VERSIONS)
         response["Tus-Extension"] = ",".join(EXTENSIONS)
-        if tus_settings.MAX_SIZE is not None:
-            response["Tus-Max-Size"] = str(max_size())
+        # Always: S3's 5 TiB object limit is a hard limit even when no setting
+        # lowers it, and tus asks a server with one to advertise it.
+        response["Tus-Max-Size"] = str(max_size())
         response["Tus-Checksum-Algorithm"] = ",".join(protocol.CHECKSUM_ALGORITHMS)
         return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import zlib
 from email.utils import parsedate_to_datetime
@@ -250,3 +251,41 @@ def test_head_during_a_completion_in_progress_still_reports_the_offset(
         lease.release()
     assert response.status_code == 200
     assert response["Upload-Offset"] == str(len(data))
+
+
+def test_get_with_a_custom_domain_and_no_cloudfront_key_redirects_to_a_signed_url(
+    tus: TusClient, s3: S3, settings: Any, s3_storages: dict[str, Any]
+) -> None:
+    # django-storages alone would answer the custom domain's URL unsigned,
+    # which a private bucket refuses.
+    storages = copy.deepcopy(s3_storages)
+    host = s3.endpoint.split("//", 1)[1]
+    storages["default"]["OPTIONS"].update(custom_domain=f"{host}/{s3.bucket}", url_protocol="http:")
+    settings.STORAGES = storages
+    data = payload(MiB + 3, seed=5)
+    url = tus.upload(data, metadata={"filename": b"report.pdf"})
+    response = tus.client.get(url)
+    assert response.status_code == 302
+    location = response["Location"]
+    assert "Signature=" in location  # SigV2 or SigV4, as the client signs
+    download = requests.get(location, timeout=30)
+    assert download.status_code == 200
+    assert sha256(download.content) == sha256(data)
+    assert "report.pdf" in download.headers["Content-Disposition"]
+
+
+def test_get_from_a_storage_that_does_not_sign_redirects_without_header_overrides(
+    tus: TusClient, s3: S3, settings: Any, s3_storages: dict[str, Any]
+) -> None:
+    # A public bucket: S3 refuses response-* overrides on anonymous requests.
+    storages = copy.deepcopy(s3_storages)
+    storages["default"]["OPTIONS"]["querystring_auth"] = False
+    settings.STORAGES = storages
+    data = payload(1000, seed=6)
+    url = tus.upload(data, metadata={"filename": b"report.pdf"})
+    location = tus.client.get(url)["Location"]
+    assert "Signature=" not in location
+    assert "response-content-disposition" not in location.lower()
+    download = requests.get(location, timeout=30)
+    assert download.status_code == 200
+    assert sha256(download.content) == sha256(data)

@@ -7,7 +7,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -66,12 +66,37 @@ def get_storage() -> S3Storage:
     return storage
 
 
+# S3 error codes that mean the set-up is wrong, not that S3 had a bad moment:
+# what each one usually means, for the operator.
+REFUSALS = {
+    "NoSuchBucket": "the bucket does not exist (create it; rindle_tus never does)",
+    "AccessDenied": "these credentials may not do this in the bucket (or the bucket does not exist)",
+    "AllAccessDisabled": "all access to the bucket is disabled",
+    "InvalidAccessKeyId": "the access key is unknown to this endpoint",
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "InvalidBucketName": "the bucket's name is not valid",
+    "PermanentRedirect": "the bucket lives in another region or endpoint (region_name, endpoint_url)",
+    "AuthorizationHeaderMalformed": "the region does not match the bucket's (region_name)",
+}
+
+
 @contextmanager
-def s3_errors(action: str) -> Iterator[None]:
-    """Turn any failure of the object store into a resumable 502."""
+def s3_errors(action: str, bucket: str = "", endpoint: str = "") -> Iterator[None]:
+    """Turn any failure of the object store into a resumable 502. A refusal
+    that means the set-up is wrong (``REFUSALS``) is logged as an error that
+    names the bucket, the endpoint and the likely cause."""
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
+        code = s3_error_code(exc)
+        if code in REFUSALS:
+            logger.error(
+                "S3 refused to %s in bucket %r at %s: %s, %s. `manage.py rindle_tus_doctor` checks the set-up.",
+                action, bucket, endpoint or "AWS", code, REFUSALS[code],
+            )
+            raise StorageError(
+                f"The object store refused to {action} ({code}); the upload can be resumed once its set-up is fixed."
+            ) from exc
         logger.warning("S3 %s failed: %s", action, exc)
         raise StorageError(f"The object store failed to {action}; the upload can be resumed.") from exc
 
@@ -114,6 +139,9 @@ class S3Backend:
         self.client = shared_client(self.storage)
         self.bucket = self.storage.bucket_name
 
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        return s3_errors(action, self.bucket, self.client.meta.endpoint_url)
+
     def key_for(self, session_id: str) -> str:
         return str(self.storage._normalize_name(clean_name(f"{tus_settings.KEY_PREFIX}{session_id}")))
 
@@ -134,20 +162,20 @@ class S3Backend:
 
     def create_multipart(self, key: str, content_type: str | None = None) -> str:
         params = {k: v for k, v in self._write_params(key, content_type).items() if k in _MULTIPART_PARAMS}
-        with s3_errors("start a multipart upload"):
+        with self._errors("start a multipart upload"):
             response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **params)
         return str(response["UploadId"])
 
     def upload_part(self, key: str, upload_id: str, number: int, body: Any) -> str:
         """``body``: bytes, or a seekable file (``buffers.Part.body``)."""
-        with s3_errors(f"store part {number}"):
+        with self._errors(f"store part {number}"):
             response = self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body, **self._sse_params(key)
             )
         return str(response["ETag"])
 
     def complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
-        with s3_errors("complete the multipart upload"):
+        with self._errors("complete the multipart upload"):
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,
@@ -158,7 +186,7 @@ class S3Backend:
     def abort(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload; one that no longer exists counts as aborted."""
         try:
-            with s3_errors("abort the multipart upload"):
+            with self._errors("abort the multipart upload"):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except StorageError as exc:
             if not is_no_such_upload(exc):
@@ -166,21 +194,21 @@ class S3Backend:
 
     def put(self, key: str, body: Any, content_type: str | None = None) -> None:
         """``body``: bytes, or a seekable file (``buffers.Part.body``)."""
-        with s3_errors("store the object"):
+        with self._errors("store the object"):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **self._write_params(key, content_type))
 
     def size(self, key: str) -> int:
-        with s3_errors("read the object's size"):
+        with self._errors("read the object's size"):
             response = self.client.head_object(Bucket=self.bucket, Key=key, **self._sse_params(key))
         return int(response["ContentLength"])
 
     def delete(self, key: str) -> None:
-        with s3_errors("delete the object"):
+        with self._errors("delete the object"):
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def upload_part_copy(self, key: str, upload_id: str, number: int, source: str, first: int, last: int) -> str:
         """Copy bytes ``first..last`` (inclusive) of ``source`` server-side as a part."""
-        with s3_errors(f"copy part {number}"):
+        with self._errors(f"copy part {number}"):
             response = self.client.upload_part_copy(
                 Bucket=self.bucket,
                 Key=key,
@@ -195,12 +223,12 @@ class S3Backend:
     def open(self, key: str) -> Any:
         """The object's body as a stream (botocore ``StreamingBody``); read
         it with ``read`` or ``chunks`` so a failure mid-way is a StorageError."""
-        with s3_errors("read the object"):
+        with self._errors("read the object"):
             return self.client.get_object(Bucket=self.bucket, Key=key, **self._sse_params(key))["Body"]
 
     def read(self, body: Any, size: int) -> bytes:
         """Up to ``size`` bytes of a body from ``open`` (b"" at its end)."""
-        with s3_errors("read the object"):
+        with self._errors("read the object"):
             data: bytes = body.read(size)
         return data
 
@@ -220,17 +248,29 @@ class S3Backend:
 
     def url(self, key: str, filename: str = "", expire: int = 300) -> str:
         """A short-lived URL of the object, as the storage builds it (custom
-        domain, CloudFront signing and query-string auth included)."""
-        name = storage_name(key, self.storage.location)
-        parameters = {}
-        if filename:
-            parameters["ResponseContentDisposition"] = content_disposition(filename)
-        return str(self.storage.url(name, parameters=parameters, expire=expire))
+        domain, CloudFront signing and query-string auth included), except
+        where that URL could not be fetched:
+
+        * a custom domain without a CloudFront key, on a storage that signs
+          (``querystring_auth``, a private bucket): django-storages returns
+          the custom domain's URL unsigned, which a private bucket refuses, so
+          the URL is presigned with the storage's client (the bucket's own
+          endpoint) instead;
+        * an unsigned URL never asks for a file name: S3 refuses response
+          header overrides on anonymous requests, so the download would fail.
+        """
+        storage = self.storage
+        signed = bool(storage.querystring_auth)
+        overrides = {"ResponseContentDisposition": content_disposition(filename)} if filename and signed else {}
+        if storage.custom_domain and signed and not storage.cloudfront_signer:
+            params = {"Bucket": self.bucket, "Key": key, **overrides}
+            return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expire))
+        return str(storage.url(storage_name(key, storage.location), parameters=overrides, expire=expire))
 
     def multipart_uploads(self) -> Iterator[list[dict[str, Any]]]:
         """The multipart uploads in progress under ``prefix``, a page at a time."""
         paginator = self.client.get_paginator("list_multipart_uploads")
-        with s3_errors("list multipart uploads"):
+        with self._errors("list multipart uploads"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 yield list(page.get("Uploads", []))
 
@@ -238,7 +278,7 @@ class S3Backend:
         """Abort a multipart upload: True if this call aborted it, False if it
         no longer existed (``abort`` counts both as aborted)."""
         try:
-            with s3_errors("abort the multipart upload"):
+            with self._errors("abort the multipart upload"):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except StorageError as exc:
             if is_no_such_upload(exc):

@@ -8,13 +8,18 @@ interrupted request and is cut off before use.
 from __future__ import annotations
 
 import base64
+import errno
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..conf import tus_settings
+from ..exceptions import DiskUnavailable, NodeFull
 from .base import TailMissing
 
 if TYPE_CHECKING:
@@ -39,6 +44,27 @@ def tus_tail_path(session_id: str, *, root: str | os.PathLike[str] | None = None
 
 def tail_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return tus_tail_path("", root=root).parent
+
+
+@contextmanager
+def on_disk() -> Iterator[None]:
+    """A use of this node's upload folder that the system refuses becomes
+    the error it means for the client: a full disk is 507 (retry later), any
+    other refusal (a folder that cannot be made, read or written) a 500 that
+    names the folder, instead of a traceback. A missing tail file is not a
+    refusal: the callers handle FileNotFoundError (it means no tail)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        folder = tail_dir()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NodeFull(f"The disk holding {folder} is full; retry later.") from exc
+        raise DiskUnavailable(
+            f"This server cannot write its upload folder {folder} (RINDLE_TUS_TMP_DIR): {exc.strerror or exc}. "
+            "The upload can be resumed once that is fixed."
+        ) from exc
 
 
 _usage_lock = threading.Lock()
@@ -74,6 +100,20 @@ def _size(entry: os.DirEntry[str]) -> int:
         return 0
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _on_disk(method: _F) -> _F:
+    """``on_disk`` around each of a tail's uses of the folder."""
+
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with on_disk():
+            return method(*args, **kwargs)
+
+    return cast(_F, wrapped)
+
+
 class Tail:
     """Reads, checks and replaces one upload's tail file on this node."""
 
@@ -83,12 +123,14 @@ class Tail:
     def __init__(self, session_id: str) -> None:
         self.path = tus_tail_path(session_id)
 
+    @_on_disk
     def size(self) -> int | None:
         try:
             return self.path.stat().st_size
         except FileNotFoundError:
             return None
 
+    @_on_disk
     def check(self, expected: int, implied: bool) -> None:
         """The cross-node guard: fail loudly rather than continue from nothing.
 
@@ -108,6 +150,7 @@ class Tail:
                 fh.truncate(expected)
                 os.fsync(fh.fileno())
 
+    @_on_disk
     def read_into(self, part: Part, length: int) -> None:
         """Write the tail's first ``length`` (committed) bytes into ``part``."""
         done = 0
@@ -128,12 +171,14 @@ class Tail:
         else:
             self.replace(part, length)
 
+    @_on_disk
     def ensure(self) -> None:
         """Create an empty tail file if there is none (before the row implies one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             self.replace(None, 0)
 
+    @_on_disk
     def replace(self, part: Part | None, length: int) -> None:
         """Atomically make ``part``'s first ``length`` bytes the whole tail:
         temp file, fsync, rename."""
@@ -149,6 +194,7 @@ class Tail:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
 
+    @_on_disk
     def append(self, part: Part, length: int, at: int) -> None:
         """Write ``part``'s bytes ``[at, length)`` after the first ``at`` bytes.
 
@@ -164,6 +210,7 @@ class Tail:
         finally:
             os.close(fd)
 
+    @_on_disk
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
 

@@ -140,10 +140,15 @@ def test_options_lists_checksum_algorithms(server: Tus) -> None:
         assert name in algorithms, algorithms
 
 
-def test_options_has_no_tus_max_size_without_a_limit(server: Tus, settings: Any) -> None:
-    """Without RINDLE_TUS_MAX_SIZE there is no Tus-Max-Size."""
+def test_options_lists_s3s_limit_as_tus_max_size_without_a_setting(server: Tus, settings: Any) -> None:
+    """Without RINDLE_TUS_MAX_SIZE, Tus-Max-Size is S3's own hard limit (5 TiB)."""
     settings.RINDLE_TUS_MAX_SIZE = None
-    assert "Tus-Max-Size" not in server.options().headers
+    assert server.options().headers["Tus-Max-Size"] == str(5 * 1024**4)
+
+
+def test_options_never_lists_more_than_s3s_limit(server: Tus, settings: Any) -> None:
+    settings.RINDLE_TUS_MAX_SIZE = 6 * 1024**4
+    assert server.options().headers["Tus-Max-Size"] == str(5 * 1024**4)
 
 
 def test_options_lists_tus_max_size_when_a_limit_is_set(server: Tus, settings: Any) -> None:

@@ -139,3 +139,33 @@ def test_idle_buffers_never_add_up_to_more_than_the_bound_the_oldest_go(small_pa
     pool.give(bytearray(3 * small_parts + 1))  # larger than the whole bound: not kept
     assert pool.idle_bytes() == 3 * small_parts
     assert pool.take(small_parts) is second
+
+
+def test_a_part_that_cannot_be_spooled_is_a_500_naming_the_folder(small_parts: int, settings: Any,
+                                                                  tmp_path: Path) -> None:
+    from rindle_tus.exceptions import DiskUnavailable
+
+    (tmp_path / "file").write_bytes(b"")
+    settings.RINDLE_TUS_TMP_DIR = str(tmp_path / "file" / "uploads")
+    with pytest.raises(DiskUnavailable) as raised:
+        new_part(small_parts + 1)
+    assert (raised.value.status, raised.value.code) == (500, "tmp_dir_unwritable")
+    assert str(tmp_path / "file" / "uploads") in raised.value.message
+
+
+def test_a_full_disk_while_spooling_is_507(small_parts: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from rindle_tus.exceptions import NodeFull
+
+    part = new_part(small_parts + 1)
+    try:
+        def full(*args: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "pwrite", full)
+        with pytest.raises(NodeFull) as raised:
+            part.write(0, b"x" * 10)
+        assert raised.value.status == 507
+    finally:
+        part.close()

@@ -48,6 +48,20 @@ def test_an_empty_tmp_dir_is_e007() -> None:
     assert _ids(RINDLE_TUS_TMP_DIR="") == ["rindle_tus.E007"]
 
 
+def test_a_tmp_dir_this_process_cannot_write_is_e020(tmp_path: Any) -> None:
+    # A folder under a plain file cannot be made, whoever the user (root included).
+    (tmp_path / "file").write_bytes(b"")
+    with override_settings(RINDLE_TUS_TMP_DIR=str(tmp_path / "file" / "uploads")):
+        (message,) = check_settings()
+    assert message.id == "rindle_tus.E020"
+    assert str(tmp_path / "file" / "uploads") in message.msg
+
+
+def test_a_tmp_dir_that_does_not_exist_yet_is_made_and_passes(tmp_path: Any) -> None:
+    assert _ids(RINDLE_TUS_TMP_DIR=str(tmp_path / "new" / "uploads")) == []
+    assert (tmp_path / "new" / "uploads").is_dir()
+
+
 @pytest.mark.parametrize(
     ("setting", "value", "check_id"),
     [
