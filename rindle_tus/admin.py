@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -45,19 +45,15 @@ else:  # ModelAdmin is generic only in the type stubs.
     _ModelAdmin = admin.ModelAdmin
 
 
+def _small(text: str) -> SafeString:
+    return format_html('<span class="mini quiet">{}</span>', text)
+
+
 @admin.register(TusSession)
 class TusSessionAdmin(_ModelAdmin):
-    list_display = (
-        "short_id",
-        "file_name",
-        "state",
-        "progress",
-        "size",
-        "node",
-        "age",
-        "last_activity",
-        "expiry",
-    )
+    # Few, two-line columns: with the admin's navigation and the filter
+    # beside it, the list fits a 1280 px screen and still shows whole ids.
+    list_display = ("upload", "state", "progress", "node_cell", "activity")
     list_filter = ("state", ("tail_node", NodeFilter))
     search_fields = ("id", "key", "upload_id", "metadata__filename", "metadata__name")
     ordering = ("-created_at",)
@@ -105,52 +101,72 @@ class TusSessionAdmin(_ModelAdmin):
 
     # -- list columns --------------------------------------------------------
 
-    @admin.display(description=_("upload"), ordering="id")
-    def short_id(self, obj: TusSession) -> str:
-        return f"{obj.pk[:8]}…"
+    @admin.display(description=_("upload"), ordering="-created_at")
+    def upload(self, obj: TusSession) -> SafeString:
+        """The file name, and under it the whole id (wrapped, to be found and copied)."""
+        return format_html(
+            '{}<br><code class="mini quiet" style="word-break: break-all">{}</code>', obj.filename or "—", obj.pk
+        )
+
+    @admin.display(description=_("progress"), ordering="length")
+    def progress(self, obj: TusSession) -> SafeString:
+        if obj.length is None:
+            return format_html(
+                "{}<br>{}", filesizeformat(obj.offset), _small(gettext("length deferred"))
+            )
+        percent = 100 if obj.length == 0 else obj.offset * 100 // obj.length
+        return format_html(
+            '<progress value="{}" max="{}" title="{}" style="width: 5em"></progress> {}%<br>{}',
+            obj.offset,
+            max(obj.length, 1),
+            gettext("%(offset)d of %(length)d bytes") % {"offset": obj.offset, "length": obj.length},
+            percent,
+            _small(gettext("%(offset)s of %(length)s") % {
+                "offset": filesizeformat(obj.offset), "length": filesizeformat(obj.length)
+            }),
+        )
+
+    @admin.display(description=_("node"), ordering="tail_node")
+    def node_cell(self, obj: TusSession) -> SafeString | str:
+        if not obj.tail_node:
+            return "—"
+        # Host names can be long: cut to the column, whole on hover and in the filter.
+        return format_html(
+            '<span title="{}" style="display: inline-block; max-width: 9em; overflow: hidden; '
+            'text-overflow: ellipsis; white-space: nowrap">{}</span>',
+            obj.tail_node,
+            obj.tail_node,
+        )
+
+    @admin.display(description=_("activity"), ordering="updated_at")
+    def activity(self, obj: TusSession) -> SafeString:
+        """Created, last written, and (while receiving) when it expires."""
+        lines = [
+            gettext("created %(time)s ago") % {"time": timesince(obj.created_at, depth=1)},
+            gettext("active %(time)s ago") % {"time": timesince(obj.updated_at, depth=1)},
+        ]
+        if obj.state == State.RECEIVING and obj.expires_at is not None:
+            if obj.is_expired():
+                lines.append(gettext("expired %(time)s ago") % {"time": timesince(obj.expires_at, depth=1)})
+            else:
+                lines.append(
+                    gettext("expires in %(time)s") % {"time": timesince(timezone.now(), obj.expires_at, depth=1)}
+                )
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
+
+    # -- the session page ----------------------------------------------------
 
     @admin.display(description=_("file name"))
     def file_name(self, obj: TusSession) -> str:
         return obj.filename or "—"
 
-    @admin.display(description=_("progress"))
-    def progress(self, obj: TusSession) -> SafeString | str:
-        if obj.length is None:
-            return gettext("%(size)s (length deferred)") % {"size": filesizeformat(obj.offset)}
-        percent = 100 if obj.length == 0 else obj.offset * 100 // obj.length
-        return format_html(
-            '<progress value="{}" max="{}" title="{}"></progress> {}%',
-            obj.offset,
-            max(obj.length, 1),
-            gettext("%(offset)d of %(length)d bytes") % {"offset": obj.offset, "length": obj.length},
-            percent,
-        )
-
-    @admin.display(description=_("size"), ordering="length")
+    @admin.display(description=_("size"))
     def size(self, obj: TusSession) -> str:
         return gettext("deferred") if obj.length is None else str(filesizeformat(obj.length))
 
-    @admin.display(description=_("node"), ordering="tail_node")
+    @admin.display(description=_("node"))
     def node(self, obj: TusSession) -> str:
         return obj.tail_node or "—"
-
-    @admin.display(description=_("age"), ordering="created_at")
-    def age(self, obj: TusSession) -> str:
-        return timesince(obj.created_at)
-
-    @admin.display(description=_("last activity"), ordering="updated_at")
-    def last_activity(self, obj: TusSession) -> str:
-        return gettext("%(time)s ago") % {"time": timesince(obj.updated_at)}
-
-    @admin.display(description=_("expiry"), ordering="expires_at")
-    def expiry(self, obj: TusSession) -> str:
-        if obj.state != State.RECEIVING or obj.expires_at is None:
-            return "—"
-        if obj.is_expired():
-            return gettext("expired %(time)s ago") % {"time": timesince(obj.expires_at)}
-        return gettext("in %(time)s") % {"time": timesince(timezone.now(), obj.expires_at)}
-
-    # -- the session page ----------------------------------------------------
 
     @admin.display(description=_("S3 key"))
     def s3_key(self, obj: TusSession) -> str:

@@ -235,3 +235,46 @@ def test_page_resumes_an_upload_after_a_reload(live_tus: str, live_server: Any, 
     assert session.pk == interrupted.pk
     assert session.state == State.COMPLETED
     assert s3.sha256(session.key) == sha256(data)
+
+
+def test_the_admin_list_fits_a_laptop_screen_with_whole_ids(live_server: Any, browser: Any, db: None,
+                                                           django_user_model: Any, settings: Any) -> None:
+    """At 1280 px, the session list with the filter sidebar shows every column
+    without scrolling sideways, and every upload's whole id."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    sessions = [
+        TusSession.objects.create(
+            part_size=8 * MiB, length=None if i == 1 else 5 * 1024**4 - i, offset=3 * 1024**3 + i,
+            state=[State.RECEIVING, State.COMPLETED, State.FAILED, State.TERMINATED][i % 4],
+            metadata={"filename": f"quarterly-report-of-the-northern-region-{i}-final-version-v2.pdf"},
+            key=f"tus/{i}", tail_node=f"web-node-{i}.eu-central-1.internal.example.com",
+            created_at=now - timedelta(days=400 + i, hours=5), updated_at=now - timedelta(days=3, hours=7),
+            expires_at=now + timedelta(hours=23, minutes=59),
+        )
+        for i in range(6)
+    ]
+    django_user_model.objects.create_superuser("operator", "operator@example.com", ADMIN_PASSWORD)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/admin/rindle_tus/tussession/")
+        page.fill("#id_username", "operator")
+        page.fill("#id_password", ADMIN_PASSWORD)
+        page.click("input[type=submit]")
+        page.locator("#result_list").wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "admin-list-1280.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the page scrolls sideways by {overflow} px"
+        rights = page.eval_on_selector_all(
+            "#result_list thead th", "ths => ths.map(th => [th.innerText.trim(), th.getBoundingClientRect().right])"
+        )
+        assert [name for name, right in rights if right > 1280] == [], rights
+        text = page.locator("#result_list").inner_text()
+        assert [s.pk for s in sessions if s.pk not in text] == []
+    finally:
+        context.close()
