@@ -146,6 +146,9 @@ if os.environ.get("RINDLE_TUS_UPLOAD_CONCURRENCY"):
     RINDLE_TUS_UPLOAD_CONCURRENCY = int(os.environ["RINDLE_TUS_UPLOAD_CONCURRENCY"])
 if os.environ.get("RINDLE_TUS_TAIL_STORE"):
     RINDLE_TUS_TAIL_STORE = os.environ["RINDLE_TUS_TAIL_STORE"]
+# Clients without the page's session cookie (tuspy, a mobile app) sign in with
+# `Authorization: Bearer <token>`; `manage.py create_upload_token USERNAME` issues one.
+RINDLE_TUS_AUTHENTICATE = "example_project.uploads.tokens.authenticate"
 # Who may do what (rindle_tus.hooks): e.g. rindle_tus.hooks.owner_only. The
 # finished-uploads list on the page follows it too.
 if os.environ.get("RINDLE_TUS_PERMISSION"):

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_KEY": None,
     "MAX_TAIL_BYTES": None,
     "MAX_BODIES": 6,
+    "AUTHENTICATE": None,
     "PERMISSION": None,
     "PRE_CREATE": None,
     "GET_REDIRECT": True,
@@ -174,6 +175,12 @@ class Settings:
         """Request bodies one process reads at once (PATCH, POST with a body)."""
         value = self._get("MAX_BODIES")
         return None if value is None else int(value)
+
+    @property
+    def AUTHENTICATE(self) -> Any:
+        """Callable or dotted path ``(request) -> user or None``, for clients
+        without Django's session cookie (a token in a header)."""
+        return self._get("AUTHENTICATE")
 
     @property
     def PERMISSION(self) -> Any:

@@ -1,5 +1,13 @@
 """The host application's say: who may do what, and which uploads to accept.
 
+``RINDLE_TUS_AUTHENTICATE`` names a callable called as ``(request)`` on every
+tus request whose user Django's own middleware did not sign in (a client
+without the browser's session cookie: tuspy, a mobile app). It returns the
+user the request authenticates as (a token in ``Authorization``, say), or None
+to leave it anonymous; a credential that is present but wrong should raise
+``NotAuthenticated`` (401) with a message. The user it returns becomes
+``request.user`` for the permission hook, ``created_by`` and the limits.
+
 ``RINDLE_TUS_PERMISSION`` names a callable (or a class whose instances have
 ``has_permission``) called as ``(request, action, session)`` on every request,
 where ``action`` is one of ``create``, ``head``, ``patch``, ``delete``, ``get``
@@ -51,6 +59,16 @@ def _resolve(value: Any) -> Any:
 def _is_authenticated(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     return bool(getattr(user, "is_authenticated", False))
+
+
+def authenticate(request: HttpRequest) -> None:
+    """``RINDLE_TUS_AUTHENTICATE``, for a request not signed in already."""
+    hook = tus_settings.AUTHENTICATE
+    if hook is None or _is_authenticated(request):
+        return
+    user = (import_string(hook) if isinstance(hook, str) else hook)(request)
+    if user is not None:
+        request.user = user
 
 
 def check_permission(request: HttpRequest, action: str, session: TusSession | None) -> None:

@@ -37,7 +37,7 @@ from .exceptions import (
     TusError,
     UnsupportedMediaType,
 )
-from .hooks import check_permission, client_key, pre_create
+from .hooks import authenticate, check_permission, client_key, pre_create
 from .limits import check_length, max_size
 from .metadata import content_disposition
 from .models import ConcatKind, State, TusSession, is_session_id
@@ -148,6 +148,8 @@ class TusView(View):
             if method not in ("options", "get"):
                 protocol.check_version(request.headers.get("Tus-Resumable"))
             try:
+                if method != "options":
+                    authenticate(request)
                 response: HttpResponseBase = handler(request, *args, **kwargs)
             except (OperationalError, InterfaceError) as exc:
                 # The database went away (restarted, failed over, a dropped

@@ -4,9 +4,11 @@ an S3 object with the sent bytes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError
 
 from rindle_tus.models import State
 
@@ -72,3 +74,39 @@ def test_tuspy_resumes_a_stopped_upload_from_its_url(live_tus: str, s3: S3, tmp_
     session = session_for(url)
     assert session.state == State.COMPLETED
     assert s3.sha256(session.key) == sha256(data)
+
+
+@pytest.fixture
+def token_auth(settings: Any, django_user_model: Any) -> tuple[Any, str]:
+    """The example project's bearer tokens, under a permission that refuses anonymous clients."""
+    from example_project.uploads.tokens import issue
+
+    settings.RINDLE_TUS_AUTHENTICATE = "example_project.uploads.tokens.authenticate"
+    settings.RINDLE_TUS_PERMISSION = "rindle_tus.hooks.owner_only"
+    user = django_user_model.objects.create_user("phone", password="not-used-here")
+    return user, issue(user, "tuspy test")
+
+
+def test_tuspy_uploads_with_a_bearer_token_as_its_user(live_tus: str, s3: S3, tmp_path: Path,
+                                                      token_auth: tuple[Any, str]) -> None:
+    user, token = token_auth
+    path, data = write_file(tmp_path, PART + 4321, seed=8)
+    uploader = TusClient(live_tus, headers={"Authorization": f"Bearer {token}"}).uploader(
+        str(path), chunk_size=ODD_CHUNK
+    )
+    uploader.upload()
+    session = session_for(uploader.url)
+    assert (session.state, session.created_by_id) == (State.COMPLETED, user.pk)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["no-token", "wrong-token"])
+def test_tuspy_without_a_valid_token_is_refused_with_401(live_tus: str, tmp_path: Path,
+                                                         token_auth: tuple[Any, str], headers: dict[str, str]) -> None:
+    from rindle_tus.models import TusSession
+
+    path, _ = write_file(tmp_path, 1000, seed=9)
+    with pytest.raises(TusCommunicationError) as refused:
+        TusClient(live_tus, headers=headers).uploader(str(path)).upload()
+    assert refused.value.status_code == 401
+    assert TusSession.objects.count() == 0

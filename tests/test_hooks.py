@@ -165,3 +165,59 @@ def test_a_failing_receiver_does_not_fail_the_upload(
     assert response.status_code == 204
     assert s3.sha256(session_for(url).key) == sha256(b"abc")
     assert any("host application bug" in str(r.exc_info) for r in caplog.records if r.exc_info)
+
+
+# -- RINDLE_TUS_AUTHENTICATE: clients without the session cookie ------------------
+
+
+def _header_authenticator(calls: list[str]) -> Any:
+    """Signs in as the user named in X-Test-User; 401 for one that does not exist."""
+    from rindle_tus.exceptions import NotAuthenticated
+
+    def authenticate(request: Any) -> Any:
+        calls.append(request.method)
+        name = request.headers.get("X-Test-User")
+        if name is None:
+            return None
+        user = get_user_model().objects.filter(username=name).first()
+        if user is None:
+            raise NotAuthenticated(f"No such user: {name}.")
+        return user
+
+    return authenticate
+
+
+def test_the_authenticate_hooks_user_owns_the_upload_and_passes_the_permission_hook(
+    tus: TusClient, s3: S3, settings: Any, users: tuple[Any, Any]
+) -> None:
+    alice, _ = users
+    calls: list[str] = []
+    settings.RINDLE_TUS_AUTHENTICATE = _header_authenticator(calls)
+    settings.RINDLE_TUS_PERMISSION = "rindle_tus.hooks.owner_only"
+    data = payload(1000, seed=3)
+    as_alice = {"X-Test-User": "alice"}
+    url = tus.new(len(data), headers=as_alice)
+    assert tus.patch(url, data, 0, headers=as_alice).status_code == 204
+    assert session_for(url).created_by_id == alice.pk
+    assert s3.sha256(session_for(url).key) == sha256(data)
+    # Another user's token may not touch it; no token is 401.
+    assert tus.request("HEAD", url, headers={"X-Test-User": "bob"}, content_type="").status_code == 403
+    assert tus.head(url).status_code == 401
+    assert "OPTIONS" not in calls
+
+
+def test_a_credential_the_hook_refuses_is_401_with_its_message(tus: TusClient, settings: Any, users: Any) -> None:
+    settings.RINDLE_TUS_AUTHENTICATE = _header_authenticator([])
+    response = tus.create(10, headers={"X-Test-User": "mallory"})
+    assert response.status_code == 401
+    assert "No such user: mallory." in response.content.decode()
+
+
+def test_a_signed_in_user_is_not_given_to_the_hook(settings: Any, users: tuple[Any, Any], s3: S3,
+                                                  tail_root: Any) -> None:
+    alice, _ = users
+    calls: list[str] = []
+    settings.RINDLE_TUS_AUTHENTICATE = _header_authenticator(calls)
+    url = _client_for(alice).new(10, headers={"X-Test-User": "bob"})
+    assert session_for(url).created_by_id == alice.pk
+    assert calls == []

@@ -53,3 +53,17 @@ class FinishedUpload(models.Model):
         if FinishedUpload.created_by.is_cached(self):  # select_related: no query for a hook that reads it
             session.created_by = self.created_by
         return session
+
+
+class UploadToken(models.Model):
+    """A bearer token for tus clients without the browser's session cookie
+    (tuspy, a mobile app): ``Authorization: Bearer <token>``. Only the token's
+    SHA-256 is stored; ``manage.py create_upload_token`` shows the token once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name or 'token'} of {self.user}"

@@ -32,6 +32,7 @@ EXPECTED_DEFAULTS = {
     "CLIENT_KEY": None,
     "MAX_TAIL_BYTES": None,
     "MAX_BODIES": 6,
+    "AUTHENTICATE": None,
     "PERMISSION": None,
     "PRE_CREATE": None,
     "GET_REDIRECT": True,
