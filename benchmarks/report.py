@@ -154,6 +154,7 @@ def markdown(
             f"{_num(row.rss.get('rindle'), 0)} | {_num(row.rss.get('peer'), 0)} |"
         )
     lines += asgi_markdown(measurements, titles, context)
+    lines += metrics_markdown(measurements, titles)
     latency_rows = [r for r in rows(measurements) if r.latency]
     if latency_rows:
         lines += ["", "HEAD latency (ms, medians of the runs):", ""]
@@ -274,6 +275,32 @@ def asgi_markdown(measurements: list[Measurement], titles: dict[str, str], conte
             f"| {titles[row.scenario]} ({row.unit}) | {_num(wsgi)} | {_num(asgi)} | {_num(plain)} | "
             f"{_num(asgi / wsgi if asgi and wsgi else None, 2)} | {_num(asgi / plain if asgi and plain else None, 2)} "
             f"| {rss} |"
+        )
+    return lines
+
+
+def metrics_markdown(measurements: list[Measurement], titles: dict[str, str]) -> list[str]:
+    """rindle counting its Prometheus metrics (the default, multiprocess mode)
+    beside the same server with ``RINDLE_TUS_METRICS = False``."""
+    off = "rindle-nometrics"
+    table = [r for r in rows(measurements) if off in r.value]
+    if not table:
+        return []
+    lines = [
+        "",
+        "## What the metrics cost (python client)",
+        "",
+        "rindle as above, counting into prometheus_client's multiprocess files, beside the same gunicorn "
+        "with `RINDLE_TUS_METRICS = False`.",
+        "",
+        "| Scenario | metrics on | metrics off | on/off |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in table:
+        on, plain = row.value.get("rindle"), row.value.get(off)
+        lines.append(
+            f"| {titles[row.scenario]} ({row.unit}) | {_num(on)} | {_num(plain)} | "
+            f"{_num(on / plain if on and plain else None, 2)} |"
         )
     return lines
 

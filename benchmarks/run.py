@@ -32,6 +32,7 @@ from .servers import (
     AsgiRindleServer,
     Database,
     GunicornSettings,
+    NoMetricsRindleServer,
     PeerServer,
     RindleServer,
     node_version,
@@ -79,6 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--asgi", action="store_true", help="also rindle under uvicorn (rindle_tus.asgi, and Django's own handler)"
     )
     parser.add_argument(
+        "--metrics", action="store_true",
+        help="also rindle with RINDLE_TUS_METRICS off, to measure what the metrics cost",
+    )
+    parser.add_argument(
         "--hostile-stalled", type=int, default=None, help="stalled PATCHes of the hostile measurement (default 16)"
     )
     parser.add_argument(
@@ -102,13 +107,15 @@ def describe(m: Measurement) -> str:
 ASGI_NAMES = ("rindle-asgi", "django-asgi")
 
 
-def plan(scenarios: list[str], js_all: bool, asgi: bool = False) -> list[tuple[str, str, str]]:
+def plan(scenarios: list[str], js_all: bool, asgi: bool = False, metrics: bool = False) -> list[tuple[str, str, str]]:
     """(scenario, client, server) in the order of one run."""
     steps: list[tuple[str, str, str]] = []
     for scenario in scenarios:
         if scenario in ("1", "3", "4"):
             steps.append((scenario, "boto3", "limit"))
         steps += [(scenario, "python", "rindle"), (scenario, "python", "peer")]
+        if metrics:
+            steps.append((scenario, "python", NoMetricsRindleServer.name))
         if asgi:
             steps += [(scenario, "python", name) for name in ASGI_NAMES]
         if scenario in ("1", "2") or (scenario == "3" and js_all):
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     rindle: RindleServer | None = None
     peer: PeerServer | None = None
     asgi_servers: dict[str, AsgiRindleServer] = {}
+    extra: dict[str, RindleServer] = {}
     created_db = False
     try:
         s3.start()
@@ -255,17 +263,22 @@ def main(argv: list[str] | None = None) -> int:
         peer = PeerServer(workdir, s3, args.part_size).start()
         log(f"rindle at {rindle.url} ({settings.describe()}); peer at {peer.url}")
 
+        if args.metrics:
+            extra[NoMetricsRindleServer.name] = NoMetricsRindleServer(
+                workdir, s3, database, args.part_size, settings
+            ).start()
+            log(f"{NoMetricsRindleServer.name} at {extra[NoMetricsRindleServer.name].url}")
         if args.asgi:
             for name in ASGI_NAMES:
                 asgi_servers[name] = AsgiRindleServer(name, workdir, s3, database, args.part_size, settings).start()
                 log(f"{name} at {asgi_servers[name].url} ({asgi_servers[name].describe()})")
 
         bench = Bench(s3, sizes, args.part_size, cross_check=args.quick)
-        warm_up(bench, [rindle, peer, *asgi_servers.values()], args.part_size)
-        servers: dict[str, Any] = {"limit": None, "rindle": rindle, "peer": peer, **asgi_servers}
+        warm_up(bench, [rindle, peer, *extra.values(), *asgi_servers.values()], args.part_size)
+        servers: dict[str, Any] = {"limit": None, "rindle": rindle, "peer": peer, **extra, **asgi_servers}
         measurements: list[Measurement] = []
         for run in range(1, runs + 1):
-            for scenario, client, name in plan(scenarios, args.js_all, args.asgi):
+            for scenario, client, name in plan(scenarios, args.js_all, args.asgi, args.metrics):
                 server = servers[name]
                 if scenario == "4":
                     m = bench.head_scenario(server, run)
@@ -351,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             raise fault_error  # a stored object that does not match: the run fails
         return 1 if fault_error or hostile_error else 0
     finally:
-        for server in asgi_servers.values():
+        for server in [*asgi_servers.values(), *extra.values()]:
             server.stop()
         if peer:
             peer.stop()

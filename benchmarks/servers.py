@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,6 +249,13 @@ class RindleServer:
 
     def start(self, extra_args: list[str] | None = None) -> RindleServer:
         command = self.command(extra_args or [])
+        if self.env.get("RINDLE_TUS_METRICS", "1") != "0":
+            # Metrics as a deployment with several workers counts them: into
+            # prometheus_client's multiprocess files (the costlier mode).
+            metrics_dir = self.workdir / f"{self.name}-prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         log = open(self.workdir / f"{self.name}.log", "ab")
         self.process = subprocess.Popen(
             command,
@@ -265,6 +273,18 @@ class RindleServer:
 
     def stop(self) -> None:
         stop_group(self.process)
+
+
+class NoMetricsRindleServer(RindleServer):
+    """rindle under the same gunicorn with ``RINDLE_TUS_METRICS = False``:
+    what counting the metrics costs on the hot path (``--metrics``)."""
+
+    name = "rindle-nometrics"
+
+    def __init__(self, workdir: Path, s3: S3, database: Database, part_size: int,
+                 settings: GunicornSettings) -> None:
+        super().__init__(workdir, s3, database, part_size, settings)
+        self.env["RINDLE_TUS_METRICS"] = "0"
 
 
 class AsgiRindleServer(RindleServer):

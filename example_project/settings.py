@@ -153,6 +153,8 @@ RINDLE_TUS_AUTHENTICATE = "example_project.uploads.tokens.authenticate"
 # finished-uploads list on the page follows it too.
 if os.environ.get("RINDLE_TUS_PERMISSION"):
     RINDLE_TUS_PERMISSION = os.environ["RINDLE_TUS_PERMISSION"]
+# Prometheus metrics (served at /metrics to this machine and to staff); "0" turns them off.
+RINDLE_TUS_METRICS = os.environ.get("RINDLE_TUS_METRICS", "1") != "0"
 for _name in ("LEASE_SECONDS", "LEASE_WAIT", "BODY_TIMEOUT", "BODY_MIN_RATE"):
     if os.environ.get(f"RINDLE_TUS_{_name}"):
         globals()[f"RINDLE_TUS_{_name}"] = float(os.environ[f"RINDLE_TUS_{_name}"])

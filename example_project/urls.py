@@ -5,9 +5,12 @@ from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
+from example_project.uploads.views import metrics
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("files/", include("rindle_tus.urls")),
+    path("metrics", metrics),
     path("", include("example_project.uploads.urls")),
 ]
 if getattr(settings, "EXAMPLE_SERVE_STATIC", True):

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "PERMISSION": None,
     "PRE_CREATE": None,
     "GET_REDIRECT": True,
+    "METRICS": True,
     "GET_URL_EXPIRY": 300,
     "RETENTION": timedelta(days=30),
     "ORPHAN_AGE": timedelta(days=1),
@@ -193,6 +194,11 @@ class Settings:
     @property
     def GET_REDIRECT(self) -> bool:
         return bool(self._get("GET_REDIRECT"))
+
+    @property
+    def METRICS(self) -> bool:
+        """Count into Prometheus metrics (when ``prometheus_client`` is installed)."""
+        return bool(self._get("METRICS"))
 
     @property
     def GET_URL_EXPIRY(self) -> int:

@@ -49,6 +49,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from . import metrics
 from .conf import tus_settings
 from .exceptions import LeaseLost, Locked, TusError, UploadInterrupted, UploadNotFound
 from .models import TusSession
@@ -392,7 +393,8 @@ def _handover(session_id: str, wait: float | None, arrival: int | None, seize: C
         if held is not None and held[0] and held[0] != asked and not holder_gone(held[1]):
             # Only a holder that took the lease before this request arrived.
             ask = rows if arrival is None else rows.filter(lease_epoch=arrival)
-            ask.filter(lease_token=held[0]).update(lease_release_requested=True)
+            if ask.filter(lease_token=held[0]).update(lease_release_requested=True):
+                metrics.handover_asked()
             asked = held[0]
             logger.info("upload %s: asked %s to hand it over", session_id, describe_holder(held[1]))
         if time.monotonic() + delay > deadline:

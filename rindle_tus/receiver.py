@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import pooling
+from . import metrics, pooling
 from .body import Body, slots
 from .buffers import Part
 from .conf import tus_settings
@@ -122,9 +122,11 @@ class Receiver:
         )
         self.lease.watch(body.stall)
         self.lease.on_stop(body.interrupt)
+        metrics.body_started()
         try:
             self._receive(body, checksum, remaining, pipeline)
         finally:
+            metrics.body_ended()
             slots.leave(body)
             body.close()
             self.lease.unwatch()
@@ -184,6 +186,7 @@ class Receiver:
             self.lease.beat()
             if not data:
                 break
+            metrics.received(len(data))
             progress.buffer.write(progress.fill, data)
             if hasher:
                 hasher.update(data)

@@ -23,7 +23,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import concatenation, protocol, uploads
+from . import concatenation, metrics, protocol, uploads
 from .asgi import STREAM_KEY
 from .body import Body, Empty, request_socket
 from .conf import tus_settings
@@ -160,6 +160,9 @@ class TusView(View):
                 raise DatabaseUnavailable() from exc
         except TusError as error:
             response = error_response(request, error)
+            metrics.request(method.upper(), response.status_code, error.code)
+        else:
+            metrics.request(method.upper(), response.status_code, None)
         response["Tus-Resumable"] = protocol.TUS_VERSION
         response["Cache-Control"] = "no-store"
         _discard_unread_body(request, response)

@@ -16,6 +16,7 @@ that recorded its event.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import signals
+from . import metrics, signals
 from .buffers import Part
 from .conf import tus_settings
 from .exceptions import StorageError, TusTailMissing
@@ -58,7 +59,9 @@ class Writer:
     def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         """Parts now in S3: the offset moves to the boundary after them, so the
         old tail becomes debris the invariant ignores."""
+        started = time.perf_counter()
         self.commit(parts=parts, offset=committed(parts))
+        metrics.part_commit(time.perf_counter() - started)
 
     def declare_length(self, length: int) -> None:
         self.commit(length=length)

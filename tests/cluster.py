@@ -689,6 +689,12 @@ class Cluster:
         return int(row["offset"])
 
 
+def _empty_dir(path: Path) -> str:
+    """A fresh folder for prometheus_client's multiprocess mode (node-a, node-u)."""
+    path.mkdir(parents=True, exist_ok=False)
+    return str(path)
+
+
 def start_nodes(nodes: list[Node]) -> None:
     for node in nodes:
         node.start()
@@ -748,6 +754,8 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
         migrate(database, base_env, workdir)
         for name in ("node-a", "node-b", "node-f"):
             env = dict(base_env)
+            if name == "node-a":
+                env["PROMETHEUS_MULTIPROC_DIR"] = _empty_dir(workdir / name / "prometheus")
             if name == "node-f":
                 env["AWS_S3_READ_TIMEOUT"] = str(FAULT_S3_READ_TIMEOUT)
             nodes[name] = Node(name, workdir / name, env)
@@ -760,7 +768,11 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
         # tests, with no Tus-Max-Size but S3's 5 TiB (the worst case for memory).
         nodes["node-h"] = Node("node-h", workdir / "node-h", {**base_env, "RINDLE_TUS_MAX_SIZE": "none"}, threads=8)
         # The example project under uvicorn, through rindle_tus.asgi.
-        nodes["node-u"] = Node("node-u", workdir / "node-u", dict(base_env), server="uvicorn")
+        nodes["node-u"] = Node(
+            "node-u", workdir / "node-u",
+            {**base_env, "PROMETHEUS_MULTIPROC_DIR": _empty_dir(workdir / "node-u" / "prometheus")},
+            server="uvicorn",
+        )
         start_nodes(list(nodes.values()))
         yield Cluster(workdir, s3_endpoint, database, relay, nodes, s3_client(s3_endpoint))
     finally:

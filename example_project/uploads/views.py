@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from rindle_tus.exceptions import Forbidden, NotAuthenticated
 from rindle_tus.hooks import check_permission
+from rindle_tus.metrics import metrics_view
 from rindle_tus.models import TusSession
 
 from .downloads import download_url
@@ -63,3 +64,16 @@ def home(request: HttpRequest) -> HttpResponse:
 def finished_list(request: HttpRequest) -> HttpResponse:
     """The list alone, an HTML fragment the page swaps in when Uppy reports completion."""
     return render(request, "uploads/_finished.html", {"finished": _finished(request)})
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """rindle_tus's Prometheus metrics, for a scraper on this machine or a
+    signed-in staff member: they tell upload counts and node names, which are
+    not for everyone."""
+    if request.META.get("REMOTE_ADDR") not in LOOPBACK and not request.user.is_staff:
+        return HttpResponse("Metrics are served to this machine and to staff only.\n", status=403,
+                            content_type="text/plain; charset=utf-8")
+    return metrics_view(request)

@@ -10,6 +10,7 @@ from typing import Any
 
 # The kinds of freeing an upload's storage are the writer's (one rule for
 # DELETE and the reaper), reported under its names.
+from .. import metrics
 from ..writer import ABORT, DELETE_OBJECT, DELETE_TAIL
 
 logger = logging.getLogger("rindle_tus.maintenance")
@@ -78,6 +79,7 @@ class Report:
     def add(self, kind: str, target: str, result: str, *, session: str = "", detail: str = "") -> Action:
         action = Action(kind, target, result, session, detail)
         self.actions.append(action)
+        metrics.reaper_action(kind, result)
         if result == FAILED:
             logger.warning("reaper: %s", action)
         elif result == DONE:

@@ -16,6 +16,7 @@ from django.core.files.storage import storages
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
+from .. import metrics
 from ..conf import S3_MAX_PART_SIZE, S3_MAX_PARTS, S3_MIN_PART_SIZE, MiB, tus_settings
 from ..exceptions import StorageError
 from ..metadata import content_disposition
@@ -129,6 +130,7 @@ def shared_client(storage: S3Storage) -> Any:
         client = _clients.get(storage)
         if client is None:
             client = storage.connection.meta.client
+            metrics.instrument(client)
             _clients[storage] = client
         return client
 

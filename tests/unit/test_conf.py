@@ -36,6 +36,7 @@ EXPECTED_DEFAULTS = {
     "PERMISSION": None,
     "PRE_CREATE": None,
     "GET_REDIRECT": True,
+    "METRICS": True,
     "GET_URL_EXPIRY": 300,
     "RETENTION": timedelta(days=30),
     "ORPHAN_AGE": timedelta(days=1),
