@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import dj_database_url
-import django
 from botocore.config import Config as BotoConfig
 from corsheaders.defaults import default_headers as cors_default_headers
 
@@ -73,11 +72,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
-    if django.VERSION >= (5, 1):
-        # Several processes write to one file (gunicorn workers, Celery): take the
-        # write lock when a transaction starts, or a read-then-write transaction
-        # fails with "database is locked" instead of waiting.
-        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    # Several processes write to one file (gunicorn workers, Celery): take the
+    # write lock when a transaction starts, or a read-then-write transaction
+    # fails with "database is locked" instead of waiting.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif os.environ.get("DATABASE_POOL"):
     # Under ASGI each request runs in a thread of its own, so a persistent

@@ -1,30 +1,47 @@
-# Sourced by the scripts: a virtual environment in .venv with the project and
-# its extras installed, refreshed whenever setup.cfg changes.
+# Sourced by the scripts: a virtual environment (.venv unless RINDLE_VENV names
+# another) with the project and its extras installed, refreshed whenever
+# setup.cfg or the requirements asked for change.
+#   PYTHON               the interpreter that creates the venv (python3)
+#   RINDLE_VENV          the venv's directory, relative to the repository (.venv)
+#   RINDLE_EXTRAS        which extras the caller needs: "dev,beat" for the tests
+#                        (dev includes celery and example); the demo needs only
+#                        "example,celery". A venv with more extras serves as well.
+#   RINDLE_REQUIREMENTS  further requirements installed with the project, e.g.
+#                        "Django==6.1.*" (scripts/matrix)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+VENV="${RINDLE_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
 # shellcheck disable=SC1091
-. .venv/bin/activate
-# RINDLE_EXTRAS: which extras the caller needs ("dev" for the tests, which
-# include everything; the demo needs only "example,celery"). A venv that has
-# "dev" already serves the demo.
-extras="${RINDLE_EXTRAS:-dev}"
-stamp=".venv/.rindle-installed"
-want="$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+. "$VENV/bin/activate"
+extras="${RINDLE_EXTRAS:-dev,beat}"
+requirements="${RINDLE_REQUIREMENTS:-}"
+stamp="$VENV/.rindle-installed"
+want="$( (cat setup.cfg pyproject.toml; echo "$requirements") | sha256sum | cut -c1-16)"
 have="$(cat "$stamp" 2>/dev/null || true)"
-if [ "$have" != "$want dev" ] && [ "$have" != "$want $extras" ]; then
+# The stamp reads "<hash> <extras>"; dev brings celery and example along.
+installed=""
+[ "${have%% *}" = "$want" ] && installed=",${have#* },"
+case "$installed" in *,dev,*) installed="$installed,celery,example," ;; esac
+serves=1
+[ -n "$installed" ] || serves=0
+for extra in ${extras//,/ }; do
+  case "$installed" in *",$extra,"*) ;; *) serves=0 ;; esac
+done
+if [ "$serves" = 0 ]; then
   python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet -e ".[$extras]"
+  # shellcheck disable=SC2086  (requirements: words, each a requirement)
+  python -m pip install --quiet -e ".[$extras]" $requirements
   echo "$want $extras" > "$stamp"
 fi
 # Node packages of the real-client tests (only for the tests) and of the
 # example upload page.
 node_dirs="example_project/frontend"
-[ "$extras" = dev ] && node_dirs="tests/clients $node_dirs"
+case ",$extras," in *,dev,*) node_dirs="tests/clients $node_dirs" ;; esac
 for dir in $node_dirs; do
   if [ -f "$dir/package.json" ]; then
     nstamp="$dir/node_modules/.rindle-installed"

@@ -7,7 +7,6 @@ import os
 import tempfile
 
 import dj_database_url
-import django
 from corsheaders.defaults import default_headers
 
 from rindle_tus import cors as rindle_cors
@@ -63,10 +62,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["NAME"] = f"{_db_file}.sqlite3"
     DATABASES["default"]["TEST"] = {"NAME": f"{_db_file}-test.sqlite3"}
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-    if django.VERSION >= (5, 1):
-        # As the example project does: take the write lock when a transaction
-        # starts, so a read-then-write transaction waits instead of failing.
-        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    # As the example project does: take the write lock when a transaction
+    # starts, so a read-then-write transaction waits instead of failing.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STORAGES = {

@@ -8,8 +8,7 @@ import binascii
 import os
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.utils import timezone
@@ -97,7 +96,7 @@ def sweep_tails(
     sessions = TusSession.objects.in_bulk([sid for _, sid in files if sid is not None])
     for entry, session_id in files:
         try:
-            mtime = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, tz=dt_timezone.utc)
+            mtime = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, tz=UTC)
         except FileNotFoundError:
             continue
         reason = _sweep_reason(entry.name, session_id, sessions.get(session_id or ""), mtime, now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ def test_post_answers_upload_expires_as_an_rfc_9110_gmt_date_in_the_future(serve
     """POST responses carry Upload-Expires, an RFC 9110 IMF-fixdate in GMT, while the upload can expire."""
     response = server.create(100)
     assert response.status_code == 201
-    assert expires_of(response) > datetime.now(timezone.utc)
+    assert expires_of(response) > datetime.now(UTC)
 
 
 def test_patch_answers_upload_expires_as_an_rfc_9110_gmt_date_in_the_future(server: Tus) -> None:
@@ -42,22 +42,22 @@ def test_patch_answers_upload_expires_as_an_rfc_9110_gmt_date_in_the_future(serv
     url = server.new(100)
     response = server.patch(url, b"a" * 10, 0)
     assert response.status_code == 204
-    assert expires_of(response) > datetime.now(timezone.utc)
+    assert expires_of(response) > datetime.now(UTC)
 
 
 def test_creation_with_upload_answers_upload_expires(server: Tus) -> None:
     """A POST that carries some of the bytes answers Upload-Expires as well."""
     response = server.create(100, body=b"a" * 10)
     assert response.status_code == 201
-    assert expires_of(response) > datetime.now(timezone.utc)
+    assert expires_of(response) > datetime.now(UTC)
 
 
 def test_upload_expires_follows_the_configured_expiration(server: Tus, settings: Any) -> None:
     """Upload-Expires lies one RINDLE_TUS_EXPIRATION after the request."""
     settings.RINDLE_TUS_EXPIRATION = timedelta(hours=5)
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     expires = expires_of(server.create(100))
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert before + timedelta(hours=5) <= expires <= after + timedelta(hours=5)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -305,7 +305,7 @@ def test_anything_else_is_refused(value: str) -> None:
 
 
 def test_http_date_is_an_rfc_9110_gmt_date() -> None:
-    assert protocol.http_date(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "Fri, 02 Jan 2026 03:04:05 GMT"
+    assert protocol.http_date(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "Fri, 02 Jan 2026 03:04:05 GMT"
 
 
 # -- the headers a browser must be allowed to send and read ------------------------------
