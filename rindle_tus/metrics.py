@@ -144,24 +144,31 @@ def instrument(client: Any) -> None:
     events.register("after-call-error.s3", _after_error, unique_id="rindle_tus.metrics.error")
 
 
-def _before_call(context: dict[str, Any], **kwargs: Any) -> None:
-    context["rindle_tus_started"] = time.perf_counter()
+# Handlers take only keywords, with defaults: botocore passes each event its
+# own set (after-call-error has no model), and a handler that raises would
+# turn the S3 call it times into a failure of the request.
 
 
-def _observe(model: Any, context: dict[str, Any], outcome: str) -> None:
-    started = context.pop("rindle_tus_started", None)
+def _before_call(context: dict[str, Any] | None = None, model: Any = None, **kwargs: Any) -> None:
+    if context is not None:
+        context["rindle_tus_call"] = (getattr(model, "name", "unknown"), time.perf_counter())
+
+
+def _observe(context: dict[str, Any] | None, outcome: str) -> None:
+    call = context.pop("rindle_tus_call", None) if context is not None else None
     m = _get()
-    if m is not None and started is not None:
-        m.s3.labels(model.name, outcome).observe(time.perf_counter() - started)
+    if m is not None and call is not None:
+        operation, started = call
+        m.s3.labels(operation, outcome).observe(time.perf_counter() - started)
 
 
-def _after_call(model: Any, context: dict[str, Any], http_response: Any = None, **kwargs: Any) -> None:
+def _after_call(context: dict[str, Any] | None = None, http_response: Any = None, **kwargs: Any) -> None:
     status = getattr(http_response, "status_code", 200)
-    _observe(model, context, "ok" if status < 400 else "error")
+    _observe(context, "ok" if status < 400 else "error")
 
 
-def _after_error(model: Any, context: dict[str, Any], **kwargs: Any) -> None:
-    _observe(model, context, "error")
+def _after_error(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    _observe(context, "error")
 
 
 # -- the signals ------------------------------------------------------------------

@@ -119,3 +119,24 @@ def test_a_nodes_scrape_adds_up_every_worker(nodes: Cluster, node_name: str) -> 
     assert after.get(("rindle_tus_active_patches", ()), 0.0) == 0
     pids = {dict(labels).get("pid") for (name, labels) in after if name == "rindle_tus_active_patches"}
     assert pids <= {None}  # livesum: one figure for the node, not one per worker
+
+
+def test_failed_s3_calls_are_timed_as_errors_and_never_fail_the_call_themselves(s3: S3, tail_root: Any) -> None:
+    from rindle_tus import metrics
+    from rindle_tus.exceptions import StorageError
+    from rindle_tus.storage import S3Backend
+
+    head = ("rindle_tus_s3_request_duration_seconds_count", {"operation": "HeadObject", "outcome": "error"})
+    before = _value(head[0], **head[1])
+    with pytest.raises(StorageError):
+        S3Backend().size("tus/no-such-object")  # S3 answers 404
+    assert _value(head[0], **head[1]) == before + 1
+
+    # A call that never got an answer (a cut connection) ends with
+    # after-call-error, whose arguments are not after-call's.
+    context: dict[str, Any] = {}
+    metrics._before_call(context=context, model=type("Model", (), {"name": "UploadPart"})())
+    failed = ("rindle_tus_s3_request_duration_seconds_count", {"operation": "UploadPart", "outcome": "error"})
+    before = _value(failed[0], **failed[1])
+    metrics._after_error(context=context, exception=ConnectionError("cut"))
+    assert _value(failed[0], **failed[1]) == before + 1
