@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.checks import CheckMessage
 
 from .conf import tus_settings
 from .exceptions import StorageError
-from .storage.s3 import REFUSALS, S3Backend, s3_error_code, s3_errors
+from .storage.s3 import REFUSALS, S3Backend, s3_error_code
 
 PROBE = b"rindle_tus doctor probe\n"
 # A HEAD has no body, so S3 answers it with the status for a code.
@@ -97,8 +98,11 @@ class _BucketProbe:
 
     def reach(self) -> str:
         try:
-            with s3_errors("reach the bucket", self.backend.bucket, self.endpoint):
+            try:
                 self.backend.client.head_bucket(Bucket=self.backend.bucket)
+            except (ClientError, BotoCoreError) as exc:
+                # Reported as the step's line, not logged as well (s3_errors would).
+                raise StorageError(f"HeadBucket failed: {exc}") from exc
         except StorageError as exc:
             if _HEAD_CODES.get(s3_error_code(exc) or "") != "AccessDenied":
                 raise

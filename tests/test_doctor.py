@@ -49,8 +49,11 @@ def test_a_working_set_up_passes_every_step_and_leaves_nothing(s3: S3, tail_root
     assert [u for u in s3.multipart_uploads() if "rindle-tus-doctor" in u["Key"]] == []
 
 
-def test_a_missing_bucket_fails_naming_it(s3: S3, tail_root: Path, missing_bucket: str) -> None:
-    out, err, failed = _doctor()
+def test_a_missing_bucket_fails_naming_it(s3: S3, tail_root: Path, missing_bucket: str,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="rindle_tus"):
+        out, err, failed = _doctor()
+    assert [r.getMessage() for r in caplog.records] == []  # said once, in the step's line
     assert failed is not None and "bucket" in str(failed)
     assert f"FAIL  bucket: bucket {missing_bucket!r} at {s3.endpoint}" in err
     assert "ok    upload folder" in out
