@@ -82,10 +82,16 @@ def available() -> bool:
 # -- recorders -------------------------------------------------------------------
 
 
+# The methods a label may name. The method is the client's (X-HTTP-Method-Override
+# too): any other is counted as "other", or each new one would add a series,
+# and memory (and, in multiprocess mode, disk) the client chose.
+METHODS = frozenset({"OPTIONS", "POST", "HEAD", "PATCH", "DELETE", "GET"})
+
+
 def request(method: str, status: int, code: str | None) -> None:
     m = _get()
     if m is not None:
-        m.requests.labels(method, str(status)).inc()
+        m.requests.labels(method if method in METHODS else "other", str(status)).inc()
         if code is not None:
             m.errors.labels(code).inc()
 

@@ -140,3 +140,13 @@ def test_failed_s3_calls_are_timed_as_errors_and_never_fail_the_call_themselves(
     before = _value(failed[0], **failed[1])
     metrics._after_error(context=context, exception=ConnectionError("cut"))
     assert _value(failed[0], **failed[1]) == before + 1
+
+
+def test_a_method_the_client_makes_up_adds_no_series(tus: TusClient) -> None:
+    # X-HTTP-Method-Override is the client's to choose: counted as "other", never a label of its own.
+    before = _value("rindle_tus_requests_total", method="other", status="405")
+    response = tus.request("POST", "/files/", headers={"X-HTTP-Method-Override": "BREW-42"}, content_type="")
+    assert response.status_code == 405
+    assert _value("rindle_tus_requests_total", method="other", status="405") == before + 1
+    labels = {s.labels.get("method") for f in REGISTRY.collect() for s in f.samples}
+    assert "BREW-42" not in labels
