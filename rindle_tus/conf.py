@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_KEY": None,
     "MAX_TAIL_BYTES": None,
     "MAX_BODIES": 6,
+    "MAX_APPEND_SIZE": None,
+    "SEND_104": False,
     "AUTHENTICATE": None,
     "PERMISSION": None,
     "PRE_CREATE": None,
@@ -176,6 +178,20 @@ class Settings:
         """Request bodies one process reads at once (PATCH, POST with a body)."""
         value = self._get("MAX_BODIES")
         return None if value is None else int(value)
+
+    @property
+    def MAX_APPEND_SIZE(self) -> int | None:
+        """The largest body one PATCH or POST may carry: set it to what a proxy
+        in front allows (nginx's ``client_max_body_size``), so that draft
+        clients learn it as ``max-append-size`` and split their uploads."""
+        value = self._get("MAX_APPEND_SIZE")
+        return None if value is None else int(value)
+
+    @property
+    def SEND_104(self) -> bool:
+        """Send ``104 (Upload Resumption Supported)`` to draft creations where
+        the server lets one be sent (gunicorn over HTTP/1.1)."""
+        return bool(self._get("SEND_104"))
 
     @property
     def AUTHENTICATE(self) -> Any:

@@ -99,9 +99,22 @@ class LengthRequired(TusError):
     )
 
 
+class InconsistentLength(InvalidHeader):
+    """Two indications of an upload's length disagree (``Upload-Length``, a
+    recorded length, the draft's ``Upload-Complete: ?1`` with Content-Length)."""
+
+    code = "inconsistent_length"
+
+
 class OffsetMismatch(TusError):
     status = 409
     code = "offset_mismatch"
+
+    def __init__(self, message: str | None = None, *, expected: int | None = None, provided: int | None = None) -> None:
+        super().__init__(message)
+        # The upload's offset and the request's, for the draft's problem details.
+        self.expected = expected
+        self.provided = provided
 
 
 class UploadGone(TusError):
@@ -123,6 +136,12 @@ class UnsupportedVersion(TusError):
 class TooLarge(TusError):
     status = 413
     code = "too_large"
+
+
+class AlreadyComplete(TooLarge):
+    """A body sent to an upload that is complete: nothing more fits."""
+
+    default_message = "The upload is already complete."
 
 
 class UnsupportedMediaType(TusError):

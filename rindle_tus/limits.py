@@ -52,6 +52,14 @@ def check_body(length: int | None, session: TusSession) -> int:
     return remaining
 
 
+def check_append(length: int | None) -> None:
+    """``RINDLE_TUS_MAX_APPEND_SIZE``: the largest body one request may carry
+    (announced to draft clients as ``max-append-size``)."""
+    limit = tus_settings.MAX_APPEND_SIZE
+    if limit is not None and length is not None and length > limit:
+        raise TooLarge(f"The body of {length} bytes is larger than one request may carry here ({limit} bytes).")
+
+
 def check_unfinished(user: Any, client: str) -> None:
     """``RINDLE_TUS_MAX_UNFINISHED``: a user (or a signed-out client) holds at
     most that many receiving uploads that have not expired."""

@@ -86,6 +86,9 @@ class TusSession(models.Model):
     client = models.CharField(
         max_length=128, blank=True, help_text="Who created it, when not signed in (by default the address)."
     )
+    protocol = models.CharField(
+        max_length=32, default="tus", help_text='What created it: "tus", or "ietf-draft-<interop version>".'
+    )
     lease_token = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_holder = models.CharField(max_length=255, blank=True, help_text="Node and process holding the lease.")

@@ -5,16 +5,26 @@ the upload's lease."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
 
-from .body import Body
+from .body import Body, Empty
 from .concatenation import assemble, final_length
 from .conf import tus_settings
-from .exceptions import InvalidHeader, Locked, OffsetMismatch, TooLarge, TusError, UploadGone, UploadNotFound
+from .exceptions import (
+    AlreadyComplete,
+    InconsistentLength,
+    InvalidHeader,
+    Locked,
+    OffsetMismatch,
+    TooLarge,
+    TusError,
+    UploadGone,
+    UploadNotFound,
+)
 from .limits import check_length, check_unfinished
 from .locking import Lease, arrive, settle
 from .models import ConcatKind, State, TusSession, is_session_id
@@ -24,6 +34,8 @@ from .storage import S3Backend
 from .storage.s3 import part_size_for
 from .writer import Writer, announce_created, complete_empty
 
+# How a row records an upload created with tus (``TusSession.protocol``).
+TUS = "tus"
 # No request may read or change these any more.
 GONE_STATES = frozenset({State.TERMINATED, State.EXPIRED, State.FAILED})
 
@@ -54,6 +66,7 @@ def _new_session(
     client: str,
     concat: str = ConcatKind.NONE,
     concat_sources: list[dict[str, str]] | None = None,
+    protocol: str = TUS,
 ) -> TusSession:
     if length is not None:
         check_length(length)
@@ -68,6 +81,7 @@ def _new_session(
         concat_sources=concat_sources or [],
         created_by=user if getattr(user, "is_authenticated", False) else None,
         client=client,
+        protocol=protocol,
         created_at=now,
         updated_at=now,
         expires_at=now + tus_settings.EXPIRATION,
@@ -88,8 +102,17 @@ def create(
     partial: bool = False,
     body: Body | None = None,
     checksum: Checksum | None = None,
+    protocol: str = TUS,
+    complete: bool = False,
+    announce: Callable[[TusSession], bool] | None = None,
 ) -> TusSession:
-    """A new upload; ``body`` is the creation-with-upload body, if any."""
+    """A new upload; ``body`` is the creation-with-upload body, if any.
+
+    ``complete``: the body is the whole upload (the draft's
+    ``Upload-Complete: ?1``), so its end fixes a length not yet known.
+    ``announce`` is called once the row exists and before the body is read;
+    it returns whether the client learnt the upload's URL from it (the
+    draft's 104), so that a failure later must keep the upload resumable."""
     if length is not None and body is not None and body.length is not None and body.length > length:
         raise TooLarge(f"The body of {body.length} bytes goes past Upload-Length ({length}).")
     backend = S3Backend()
@@ -101,16 +124,19 @@ def create(
         user=user,
         client=client,
         concat=ConcatKind.PARTIAL if partial else ConcatKind.NONE,
+        protocol=protocol,
     )
+    announced = announce(session) if announce is not None else False
     if length == 0:
         complete_empty(session, backend)
-    elif body is not None and body.length != 0:
+    elif (body is not None and body.length != 0) or complete:
         try:
-            _apply(session, body, checksum, backend, offset=0)
+            _apply(session, body or Body(Empty(), 0), checksum, backend, offset=0, complete=complete)
         except TusError:
-            # The client never learns this upload's URL, so nobody could
-            # resume it: free whatever it stored and let the error stand.
-            discard(session, backend)
+            if not announced:
+                # The client never learns this upload's URL, so nobody could
+                # resume it: free whatever it stored and let the error stand.
+                discard(session, backend)
             raise
     return session
 
@@ -149,15 +175,22 @@ def create_final(
 
 
 def apply_body(
-    session: TusSession, body: Body, checksum: Checksum | None, *, offset: int, length: int | None = None
+    session: TusSession,
+    body: Body,
+    checksum: Checksum | None,
+    *,
+    offset: int,
+    length: int | None = None,
+    complete: bool = False,
 ) -> TusSession:
-    """A PATCH: ``body`` at ``offset``, declaring a deferred ``length`` if given."""
-    _check_offset(session, offset)
+    """A PATCH: ``body`` at ``offset``, declaring a deferred ``length`` if
+    given; ``complete`` as for ``create``."""
+    check_offset(session, offset)
     if session.state == State.COMPLETED:
         if body.length:
-            raise TooLarge("The upload is already complete.")
+            raise AlreadyComplete()
         return session
-    _apply(session, body, checksum, S3Backend(), offset=offset, length=length)
+    _apply(session, body, checksum, S3Backend(), offset=offset, length=length, complete=complete)
     return session
 
 
@@ -169,6 +202,7 @@ def _apply(
     *,
     offset: int,
     length: int | None = None,
+    complete: bool = False,
 ) -> None:
     """Take the lease (a request holding it is asked to hand over), re-read
     the row under it, and apply the body."""
@@ -176,21 +210,39 @@ def _apply(
     try:
         session.refresh_from_db()
         if session.state != State.RECEIVING:
-            raise UploadGone() if session.state in GONE_STATES else OffsetMismatch("The upload is complete.")
-        _check_offset(session, offset)
+            raise UploadGone() if session.state in GONE_STATES else OffsetMismatch(
+                "The upload is complete.", expected=session.offset, provided=offset
+            )
+        check_offset(session, offset)
         writer = Writer(session, lease, backend)
         if length is not None:
             _declare_length(writer, length)
         Receiver(writer).receive(body, checksum)
+        if complete:
+            _complete(writer)
     finally:
         lease.release()
+
+
+def _complete(writer: Writer) -> None:
+    """After a whole body that ends the upload: a length still unknown is
+    where the body ended, and the upload is finished there."""
+    session = writer.session
+    if session.state == State.COMPLETED:
+        return
+    if session.length is not None:
+        raise InconsistentLength(
+            f"The request completes the upload at {session.offset} bytes, but its length is {session.length}."
+        )
+    _declare_length(writer, session.offset)
+    Receiver(writer).receive(Body(Empty(), 0), None)
 
 
 def _declare_length(writer: Writer, length: int) -> None:
     session = writer.session
     if session.length is not None:
         if length != session.length:
-            raise InvalidHeader(f"Upload-Length is {session.length} and cannot change.")
+            raise InconsistentLength(f"The upload's length is {session.length}, not {length}, and cannot change.")
         return
     if length < session.offset:
         raise InvalidHeader(f"Upload-Length {length} is smaller than the bytes already received ({session.offset}).")
@@ -198,9 +250,13 @@ def _declare_length(writer: Writer, length: int) -> None:
     writer.declare_length(length)
 
 
-def _check_offset(session: TusSession, offset: int) -> None:
+def check_offset(session: TusSession, offset: int) -> None:
     if offset != session.offset:
-        raise OffsetMismatch(f"Upload-Offset is {offset}, but the upload is at {session.offset}.")
+        raise OffsetMismatch(
+            f"Upload-Offset is {offset}, but the upload is at {session.offset}.",
+            expected=session.offset,
+            provided=offset,
+        )
 
 
 # -- HEAD ----------------------------------------------------------------------

@@ -3,7 +3,9 @@
 
 HTTP only: each method parses its headers (``protocol``), asks the host's
 hooks (``hooks``), calls one verb of ``uploads`` and formats the answer.
-Nothing here touches S3, the tail or the lease."""
+Nothing here touches S3, the tail or the lease. A request that speaks the
+IETF draft (``draft.version_of``) is answered by ``draft_views`` instead,
+through the same dispatch."""
 
 from __future__ import annotations
 
@@ -18,27 +20,26 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, resolve, reverse
+from django.urls import Resolver404, resolve
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import concatenation, metrics, protocol, uploads
-from .asgi import STREAM_KEY
-from .body import Body, Empty, request_socket
+from . import concatenation, draft, draft_views, metrics, protocol, uploads
 from .conf import tus_settings
 from .exceptions import (
     DatabaseUnavailable,
     Forbidden,
     InvalidHeader,
     InvalidRequest,
-    LengthRequired,
     MethodNotAllowed,
     TusError,
     UnsupportedMediaType,
+    UnsupportedVersion,
 )
+from .exchange import body_stream, discard_unread_body, location
 from .hooks import authenticate, check_permission, client_key, pre_create
-from .limits import check_length, max_size
+from .limits import check_append, check_length, max_size
 from .metadata import content_disposition
 from .models import ConcatKind, State, TusSession, is_session_id
 
@@ -63,62 +64,6 @@ def error_response(request: HttpRequest, error: TusError) -> HttpResponse:
     return response
 
 
-def body_stream(request: HttpRequest) -> Body:
-    """The request body as a stream, with its length when declared; one per request.
-
-    Never ``request.body``: bytes are read in bounded chunks. A chunked body
-    (no Content-Length) is read straight from the server's input where the
-    server delimits it (``wsgi.input_terminated``).
-    """
-    body: Body | None = getattr(request, "_tus_body", None)
-    if body is not None:
-        return body
-    declared = request.META.get("CONTENT_LENGTH")
-    sock = request_socket(request.META)
-    discardable = "gunicorn.socket" in request.META
-    streamed = request.META.get(STREAM_KEY)
-    if streamed is None and isinstance(request, ASGIRequest) and request.method in ("PATCH", "POST"):
-        _warn_plain_asgi()
-    interrupter = streamed.interrupt if streamed is not None else None
-    if declared not in (None, ""):
-        length = protocol.parse_int(declared, "Content-Length")
-        body = Body(request, length, sock, discardable=discardable, interrupter=interrupter)
-    elif streamed is not None:
-        # An ASGI server delimits a chunked body itself.
-        body = Body(streamed, None, interrupter=interrupter)
-    elif request.META.get("wsgi.input_terminated"):
-        body = Body(request.META["wsgi.input"], None, sock, discardable=discardable)
-    elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        # The server did not delimit the chunked body for us: reading would
-        # see nothing, and answering as if the body were empty would lie.
-        raise LengthRequired()
-    else:
-        body = Body(Empty(), 0)
-    request._tus_body = body  # type: ignore[attr-defined]
-    return body
-
-
-@functools.cache
-def _warn_plain_asgi() -> None:
-    logger.warning(
-        "rindle_tus is served by Django's own ASGI handler, which reads each request body whole "
-        "before the view runs: no part is uploaded while a body arrives and a cut PATCH keeps "
-        "nothing. Serve the project with rindle_tus.asgi.get_asgi_application()."
-    )
-
-
-def _discard_unread_body(request: HttpRequest, response: HttpResponseBase) -> None:
-    """Let the client read a refusal: drop what it still sends once the
-    answer is out (``Body.discard``), instead of resetting the connection."""
-    try:
-        body = body_stream(request)
-    except TusError:
-        return
-    if body.unread:
-        # The server calls close() once the response is written.
-        response._resource_closers.append(body.discard)  # type: ignore[attr-defined]
-
-
 def _upload_headers(response: HttpResponse, session: TusSession) -> None:
     response["Upload-Offset"] = str(session.offset)
     _expires_header(response, session)
@@ -140,13 +85,16 @@ class TusView(View):
         if override:
             request.method = override.strip().upper()
         method = (request.method or "").lower()
+        version = draft.version_of(request.headers)
         try:
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:
                 raise MethodNotAllowed(request.method or "", self.http_method_names)
             # OPTIONS is discovery and GET a plain download: neither is tus.
-            if method not in ("options", "get"):
-                protocol.check_version(request.headers.get("Tus-Resumable"))
+            if version is not None and method in draft_views.METHODS:
+                handler = functools.partial(getattr(draft_views, method), version=version)
+            elif method not in ("options", "get"):
+                _check_version(request)
             try:
                 if method != "options":
                     authenticate(request)
@@ -159,13 +107,19 @@ class TusView(View):
                 logger.warning("database unavailable: %s", exc)
                 raise DatabaseUnavailable() from exc
         except TusError as error:
-            response = error_response(request, error)
+            if version is not None:
+                response = draft_views.error_response(request, version, error)
+            else:
+                response = error_response(request, error)
             metrics.request(method.upper(), response.status_code, error.code)
         else:
             metrics.request(method.upper(), response.status_code, None)
-        response["Tus-Resumable"] = protocol.TUS_VERSION
+        if version is not None:
+            response[draft.VERSION_HEADER] = str(version.number)
+        else:
+            response["Tus-Resumable"] = protocol.TUS_VERSION
         response["Cache-Control"] = "no-store"
-        _discard_unread_body(request, response)
+        discard_unread_body(request, response)
         return response
 
     def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -176,7 +130,22 @@ class TusView(View):
         # lowers it, and tus asks a server with one to advertise it.
         response["Tus-Max-Size"] = str(max_size())
         response["Tus-Checksum-Algorithm"] = ",".join(protocol.CHECKSUM_ALGORITHMS)
+        # The draft's discovery, on the same answer.
+        draft_views.discovery_headers(response, draft.version_of(request.headers) or draft.NEWEST)
         return response
+
+
+def _check_version(request: HttpRequest) -> None:
+    """A request that is not the draft must be tus 1.0.0."""
+    named = draft.requested(request.headers)
+    if named is not None and request.headers.get("Tus-Resumable") is None:
+        served = ", ".join(str(v) for v in draft.VERSIONS)
+        raise UnsupportedVersion(
+            f"{draft.VERSION_HEADER} {request.headers[draft.VERSION_HEADER]!r} is not served: this server speaks "
+            f"tus 1.0.0 and the resumable upload draft's interop versions {served}.",
+            supported=protocol.SUPPORTED_VERSIONS,
+        )
+    protocol.check_version(request.headers.get("Tus-Resumable"))
 
 
 class TusUploadsView(TusView):
@@ -201,6 +170,8 @@ class TusUploadsView(TusView):
         check_permission(request, "create", None)
         pre_create(request, length, metadata)
         with_body = request.content_type == protocol.OFFSET_CONTENT_TYPE
+        if with_body:
+            check_append(body_stream(request).length)
         session = uploads.create(
             length=length,
             metadata_raw=metadata_raw,
@@ -281,6 +252,7 @@ class TusUploadView(TusView):
         length = protocol.parse_int(request.headers.get("Upload-Length"), "Upload-Length")
         checksum = protocol.parse_checksum(request.headers.get("Upload-Checksum"))
         body = body_stream(request)
+        check_append(body.length)
         if length is not None and session.length is None and offset == session.offset:
             # The deferred length becomes known: the same limits and hook as at creation.
             check_length(length, session.part_size)
@@ -330,13 +302,9 @@ def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
 
 def _created(request: HttpRequest, session: TusSession) -> HttpResponse:
     response = HttpResponse(status=201)
-    response["Location"] = _location(request, session)
+    response["Location"] = location(request, session)
     _expires_header(response, session)
     return response
-
-
-def _location(request: HttpRequest, session: TusSession) -> str:
-    return request.build_absolute_uri(reverse("rindle_tus:upload", args=[session.id]))
 
 
 def _named_uploads(request: HttpRequest, urls: Sequence[str]) -> list[tuple[str, str]]:
