@@ -151,6 +151,9 @@ RINDLE_TUS_AUTHENTICATE = "example_project.uploads.tokens.authenticate"
 # finished-uploads list on the page follows it too.
 if os.environ.get("RINDLE_TUS_PERMISSION"):
     RINDLE_TUS_PERMISSION = os.environ["RINDLE_TUS_PERMISSION"]
+# 104 (Upload Resumption Supported) to clients of the resumable upload draft,
+# which gunicorn lets the app send; off behind nginx, which mishandles it.
+RINDLE_TUS_SEND_104 = os.environ.get("RINDLE_TUS_SEND_104", "0") == "1"
 # Prometheus metrics (served at /metrics to this machine and to staff); "0" turns them off.
 RINDLE_TUS_METRICS = os.environ.get("RINDLE_TUS_METRICS", "1") != "0"
 for _name in ("LEASE_SECONDS", "LEASE_WAIT", "BODY_TIMEOUT", "BODY_MIN_RATE"):

@@ -45,6 +45,13 @@ else:  # ModelAdmin is generic only in the type stubs.
     _ModelAdmin = admin.ModelAdmin
 
 
+def protocol_label(value: str) -> str:
+    """How the admin names ``TusSession.protocol``."""
+    if value.startswith("ietf-draft-"):
+        return gettext("IETF draft, interop %(version)s") % {"version": value.removeprefix("ietf-draft-")}
+    return gettext("tus 1.0.0") if value == "tus" else value
+
+
 def _small(text: str) -> SafeString:
     return format_html('<span class="mini quiet">{}</span>', text)
 
@@ -53,8 +60,8 @@ def _small(text: str) -> SafeString:
 class TusSessionAdmin(_ModelAdmin):
     # Few, two-line columns: with the admin's navigation and the filter
     # beside it, the list fits a 1280 px screen and still shows whole ids.
-    list_display = ("upload", "state", "progress", "node_cell", "activity")
-    list_filter = ("state", ("tail_node", NodeFilter))
+    list_display = ("upload", "state_cell", "progress", "node_cell", "activity")
+    list_filter = ("state", "protocol", ("tail_node", NodeFilter))
     search_fields = ("id", "key", "upload_id", "metadata__filename", "metadata__name")
     ordering = ("-created_at",)
     list_per_page = 50
@@ -66,6 +73,7 @@ class TusSessionAdmin(_ModelAdmin):
                 "fields": (
                     "id",
                     "state",
+                    "protocol_name",
                     "file_name",
                     "progress",
                     "size",
@@ -107,6 +115,15 @@ class TusSessionAdmin(_ModelAdmin):
         return format_html(
             '{}<br><code class="mini quiet" style="word-break: break-all">{}</code>', obj.filename or "—", obj.pk
         )
+
+    @admin.display(description=_("state"), ordering="state")
+    def state_cell(self, obj: TusSession) -> SafeString:
+        """The state, and under it the protocol that created the upload."""
+        return format_html("{}<br>{}", obj.get_state_display(), _small(protocol_label(obj.protocol)))
+
+    @admin.display(description=_("protocol"))
+    def protocol_name(self, obj: TusSession) -> str:
+        return protocol_label(obj.protocol)
 
     @admin.display(description=_("progress"), ordering="length")
     def progress(self, obj: TusSession) -> SafeString:

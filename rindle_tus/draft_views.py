@@ -103,13 +103,16 @@ def error_response(request: HttpRequest, version: Version, error: TusError) -> H
     elif isinstance(error, AlreadyComplete):
         status = 400
         # Drafts from -06 call appending to a complete upload an inconsistent length.
-        kind = draft.INCONSISTENT_LENGTH if draft.INCONSISTENT_LENGTH in version.problems else draft.COMPLETED_UPLOAD
-        problem = draft.problem(version, kind, "upload is already completed")
+        if draft.INCONSISTENT_LENGTH in version.problems:
+            problem = draft.problem(version, draft.INCONSISTENT_LENGTH, "inconsistent length values for upload")
+        else:
+            problem = draft.problem(version, draft.COMPLETED_UPLOAD, "upload is already completed")
     elif isinstance(error, InconsistentLength):
         problem = draft.problem(version, draft.INCONSISTENT_LENGTH, "inconsistent length values for upload")
     elif isinstance(error, ChecksumMismatch):
         # 460 is tus's own; the draft's digests fail as a bad request.
         status = 400
+        error = ChecksumMismatch("The content does not match its Content-Digest or Repr-Digest; nothing was stored.")
     limit = _limit(version, None) if status == 413 else None
     if limit is not None:
         headers["Upload-Limit"] = limit

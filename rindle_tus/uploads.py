@@ -242,7 +242,9 @@ def _declare_length(writer: Writer, length: int) -> None:
     session = writer.session
     if session.length is not None:
         if length != session.length:
-            raise InconsistentLength(f"The upload's length is {session.length}, not {length}, and cannot change.")
+            raise InconsistentLength(
+                f"Upload-Length is {length}, but the upload's length is {session.length} and cannot change."
+            )
         return
     if length < session.offset:
         raise InvalidHeader(f"Upload-Length {length} is smaller than the bytes already received ({session.offset}).")

@@ -756,6 +756,8 @@ def running_cluster(s3_endpoint: str, workdir: Path, database_url: str) -> Itera
             env = dict(base_env)
             if name == "node-a":
                 env["PROMETHEUS_MULTIPROC_DIR"] = _empty_dir(workdir / name / "prometheus")
+                # Draft creations get 104 here (tests/test_draft_104.py); node-b is the one without.
+                env["RINDLE_TUS_SEND_104"] = "1"
             if name == "node-f":
                 env["AWS_S3_READ_TIMEOUT"] = str(FAULT_S3_READ_TIMEOUT)
             nodes[name] = Node(name, workdir / name, env)

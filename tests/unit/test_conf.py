@@ -32,6 +32,8 @@ EXPECTED_DEFAULTS = {
     "CLIENT_KEY": None,
     "MAX_TAIL_BYTES": None,
     "MAX_BODIES": 6,
+    "MAX_APPEND_SIZE": None,
+    "SEND_104": False,
     "AUTHENTICATE": None,
     "PERMISSION": None,
     "PRE_CREATE": None,
