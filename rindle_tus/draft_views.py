@@ -36,7 +36,7 @@ from .exceptions import (
 )
 from .exchange import body_stream, location
 from .hooks import check_permission, client_key, pre_create
-from .limits import check_append, check_length, max_size
+from .limits import check_append, check_length, largest
 from .models import ConcatKind, State, TusSession
 
 logger = logging.getLogger("rindle_tus")
@@ -71,7 +71,10 @@ def _limit(version: Version, session: TusSession | None) -> str | None:
         age = int((session.expires_at - timezone.now()).total_seconds())
     else:
         age = None
-    return draft.upload_limit(version, max_size=max_size(), max_append=tus_settings.MAX_APPEND_SIZE, max_age=age)
+    # An upload's own ceiling: its parts must hold it in 10,000 (a deferred
+    # length is planned for at creation).
+    ceiling = largest(None if session is None else session.part_size)
+    return draft.upload_limit(version, max_size=ceiling, max_append=tus_settings.MAX_APPEND_SIZE, max_age=age)
 
 
 def _state_headers(response: HttpResponse, version: Version, session: TusSession) -> None:
