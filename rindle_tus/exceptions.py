@@ -59,6 +59,11 @@ class UploadInterrupted(TusError):
         "HEAD the upload for its offset."
     )
 
+    def __init__(self, message: str | None = None, *, asked_at: int | None = None) -> None:
+        super().__init__(message)
+        # The offset the asking request sends from (a PATCH's Upload-Offset), if it said.
+        self.asked_at = asked_at
+
 
 class NotAuthenticated(TusError):
     status = 401

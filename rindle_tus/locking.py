@@ -169,7 +169,9 @@ class Lease:
     # -- taking it -----------------------------------------------------------
 
     @classmethod
-    def acquire(cls, session_id: str, *, wait: float | None = None, arrival: int | None = None) -> Lease:
+    def acquire(
+        cls, session_id: str, *, wait: float | None = None, arrival: int | None = None, offset: int | None = None
+    ) -> Lease:
         """Take the session's lease.
 
         If another request holds it, ask that request to release it and wait
@@ -181,6 +183,11 @@ class Lease:
         this one gives way (400 ``upload_interrupted``) instead of taking the
         upload over from it: a request cut by the network can reach its view
         after the client's retry.
+
+        ``offset`` is where this request's body starts (a PATCH's
+        ``Upload-Offset``), told to the holder it asks to hand over: a holder
+        that started there and stored nothing yet keeps nothing, since this
+        request sends the same bytes again.
         """
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
@@ -189,8 +196,9 @@ class Lease:
             "lease_expires_at": _expiry(seconds),
             "lease_holder": holder_id(),
             "lease_release_requested": False,
+            "lease_release_offset": None,
         }
-        if not _handover(session_id, wait, arrival, lambda: _seize(session_id, arrival, fields)):
+        if not _handover(session_id, wait, arrival, lambda: _seize(session_id, arrival, fields), offset):
             raise Locked()
         lease = cls(session_id, token, seconds, shared=not connection.in_atomic_block)
         heartbeat.add(lease)
@@ -304,7 +312,12 @@ class Lease:
         heartbeat.remove(self)
         self.unwatch()
         updated = TusSession.objects.filter(pk=self.session_id, lease_token=self.token).update(
-            lease_token="", lease_expires_at=None, lease_holder="", lease_release_requested=False, **fields
+            lease_token="",
+            lease_expires_at=None,
+            lease_holder="",
+            lease_release_requested=False,
+            lease_release_offset=None,
+            **fields,
         )
         if fields and updated != 1:
             raise LeaseLost()
@@ -379,9 +392,12 @@ def _seize(session_id: str, arrival: int | None, fields: dict[str, Any]) -> bool
     return False
 
 
-def _handover(session_id: str, wait: float | None, arrival: int | None, seize: Callable[[], bool]) -> bool:
+def _handover(
+    session_id: str, wait: float | None, arrival: int | None, seize: Callable[[], bool], offset: int | None = None
+) -> bool:
     """``seize()`` until it succeeds, meanwhile asking whoever holds the
-    session to release it; False after ``wait`` seconds."""
+    session to release it (telling it ``offset``, see ``Lease.acquire``);
+    False after ``wait`` seconds."""
     if seize():
         return True
     deadline = time.monotonic() + (tus_settings.LEASE_WAIT if wait is None else wait)
@@ -393,7 +409,7 @@ def _handover(session_id: str, wait: float | None, arrival: int | None, seize: C
         if held is not None and held[0] and held[0] != asked and not holder_gone(held[1]):
             # Only a holder that took the lease before this request arrived.
             ask = rows if arrival is None else rows.filter(lease_epoch=arrival)
-            if ask.filter(lease_token=held[0]).update(lease_release_requested=True):
+            if ask.filter(lease_token=held[0]).update(lease_release_requested=True, lease_release_offset=offset):
                 metrics.handover_asked()
             asked = held[0]
             logger.info("upload %s: asked %s to hand it over", session_id, describe_holder(held[1]))
@@ -431,6 +447,7 @@ def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSess
                     lease_expires_at=_expiry(seconds),
                     lease_holder=holder_id(),
                     lease_release_requested=False,
+                    lease_release_offset=None,
                     lease_epoch=F("lease_epoch") + 1,
                 )
         if not ids:
@@ -480,20 +497,21 @@ def _poll(leases: list[Lease]) -> None:
     """
     now = time.monotonic()
     rows = {
-        pk: (token, requested)
-        for pk, token, requested in TusSession.objects.filter(pk__in=[lease.session_id for lease in leases])
-        .values_list("pk", "lease_token", "lease_release_requested")
+        pk: (token, requested, offset)
+        for pk, token, requested, offset in TusSession.objects.filter(
+            pk__in=[lease.session_id for lease in leases]
+        ).values_list("pk", "lease_token", "lease_release_requested", "lease_release_offset")
     }
     for lease in leases:
         lease._polled = now
         row = rows.get(lease.session_id)
         if row is None:
             continue
-        token, requested = row
+        token, requested, offset = row
         if token != lease.token:
             lease.stop(LeaseLost())
         elif requested:
-            lease.stop(UploadInterrupted())
+            lease.stop(UploadInterrupted(asked_at=offset))
 
 
 class Heartbeat:

@@ -95,6 +95,9 @@ class TusSession(models.Model):
     lease_release_requested = models.BooleanField(
         default=False, help_text="A newer request asked the holder to hand the upload over."
     )
+    lease_release_offset = models.BigIntegerField(
+        null=True, blank=True, help_text="The offset the request that asked for the handover sends from."
+    )
     lease_epoch = models.BigIntegerField(
         default=0, help_text="Moves on whenever a writing request arrives or takes the lease, or a HEAD answers."
     )

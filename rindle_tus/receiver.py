@@ -105,6 +105,8 @@ class Receiver:
         self.writer = writer
         self.session = writer.session
         self.lease = writer.lease
+        # Where this body starts: the offset a handover may be asked from.
+        self.start = writer.session.offset
 
     def receive(self, body: Body, checksum: Checksum | None) -> None:
         """Apply ``body`` at the session's offset.
@@ -236,6 +238,14 @@ class Receiver:
             return
         if cut is not None and new_offset == session.offset:
             raise cut
+        if self._resent(cut) and session.offset == self.start:
+            # The request taking over sends these same bytes again: keeping
+            # them would move the offset it resumes from (409 for it).
+            self.writer.forget(progress.pending)
+            logger.info("upload %s: handed over to a request resending from %d; kept nothing", session.id, self.start)
+            raise UploadInterrupted(
+                "Another request for this upload resends it from where this one started; it took the upload over."
+            )
         if progress.pending:
             self._commit_pending(progress)
         if new_offset != session.offset or progress.cut_parts:
@@ -260,6 +270,10 @@ class Receiver:
         stopped = self.lease.stopped
         if stopped is None:
             return False
-        if isinstance(stopped, UploadInterrupted):
+        if isinstance(stopped, UploadInterrupted) and not self._resent(stopped):
             return self.lease.stopped_for() >= HANDOVER_READING
         return True
+
+    def _resent(self, cut: TusError | None) -> bool:
+        """Whether the request this one hands over to sends from where this one started."""
+        return isinstance(cut, UploadInterrupted) and cut.asked_at is not None and cut.asked_at == self.start

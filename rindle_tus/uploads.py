@@ -206,7 +206,7 @@ def _apply(
 ) -> None:
     """Take the lease (a request holding it is asked to hand over), re-read
     the row under it, and apply the body."""
-    lease = Lease.acquire(session.id, arrival=arrive(session.id))
+    lease = Lease.acquire(session.id, arrival=arrive(session.id), offset=offset)
     try:
         session.refresh_from_db()
         if session.state != State.RECEIVING:
