@@ -11,8 +11,16 @@
 //   urlStorage      path of a JSON file remembering upload URLs by fingerprint
 //   resume          true: continue the upload remembered in urlStorage
 //   uploadUrl       continue this upload instead of creating one
+//   protocol        tus-js-client's protocol option: 'tus-v1' (its default, also
+//                   when absent), 'ietf-draft-03' (Upload-Draft-Interop-Version
+//                   5) or 'ietf-draft-05' (version 6)
 //   dropAfterBytes  the network fails once this many bytes (headers and
 //                   bodies of all requests) have gone out: the rest is lost
+//   dropOnce        with dropAfterBytes: the network fails once and comes back.
+//                   The connection that went over the limit is destroyed once
+//                   its last kept bytes are flushed (the client reads no answer
+//                   on it, as on a network that went away), and the connections
+//                   opened after it work normally, so the retry logic can resume
 //   retryDelays     absent: tus-js-client's default ([0, 1000, 3000, 5000]);
 //                   present, null included: passed as given (null: no retry)
 //   progressStep    emit a progress event each time this many more bytes went
@@ -20,7 +28,9 @@
 //   uploadDataDuringCreation, parallelUploads: as in tus-js-client
 //
 // Events, one JSON object a line, each with t (ms since the driver started):
-// {"event": "response", method, status, offset} for every response;
+// {"event": "response", method, status, offset} for every response (with a
+// protocol option also complete, the response's Upload-Complete, and
+// sentComplete, the request's, each a string or null);
 // {"event": "url", url} whenever the upload URL becomes known (created or
 // resumed); {"event": "retry", attempt, status, retry, message} whenever the
 // retry logic weighs an error (what tus-js-client would decide on its own:
@@ -39,19 +49,23 @@ const emit = (event) => process.stdout.write(`${JSON.stringify({ ...event, t: Da
 // A keep-alive agent whose connections can be cut after a number of bytes,
 // as a failing network would: what was written before reaches the server,
 // then the connection is closed and anything written later is lost.
+// With once, only the connection that goes over the limit fails (destroyed
+// after its kept bytes are flushed); the network works again afterwards.
 class DroppingAgent extends http.Agent {
-  constructor(limit) {
+  constructor(limit, once) {
     super({ keepAlive: true });
     this.remaining = limit ?? Number.POSITIVE_INFINITY;
+    this.once = Boolean(once);
   }
 
   createConnection(connectOptions, callback) {
     const socket = super.createConnection(connectOptions, callback);
     const write = socket.write.bind(socket);
+    let cut = false;
     socket.write = (chunk, encoding, done) => {
       const cb = typeof encoding === 'function' ? encoding : done;
       const data = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk;
-      if (this.remaining <= 0) {
+      if (cut || (!this.once && this.remaining <= 0)) {
         if (cb) process.nextTick(cb);
         return true;
       }
@@ -60,9 +74,15 @@ class DroppingAgent extends http.Agent {
         return write(data, cb);
       }
       const kept = data.subarray(0, this.remaining);
-      this.remaining = 0;
-      write(kept);
-      socket.end();
+      cut = true;
+      if (this.once) {
+        this.remaining = Number.POSITIVE_INFINITY;
+        write(kept, () => socket.destroy(new Error('network failed (dropOnce)')));
+      } else {
+        this.remaining = 0;
+        write(kept);
+        socket.end();
+      }
       if (cb) process.nextTick(cb);
       return true;
     };
@@ -70,10 +90,12 @@ class DroppingAgent extends http.Agent {
   }
 }
 
-const agent = new DroppingAgent(options.dropAfterBytes);
+const agent = new DroppingAgent(options.dropAfterBytes, options.dropOnce);
 const chunkSize = options.chunkSize == null ? Number.POSITIVE_INFINITY : options.chunkSize;
 // Only an explicit retryDelays (null too) replaces tus-js-client's default.
 const retryOption = 'retryDelays' in options ? { retryDelays: options.retryDelays } : {};
+// Only an explicit protocol replaces tus-js-client's default (tus-v1).
+const protocolOption = options.protocol == null ? {} : { protocol: options.protocol };
 
 let lastProgress = null;
 const onProgress = options.progressStep == null ? undefined : (bytes) => {
@@ -89,6 +111,7 @@ const upload = new Upload(fs.createReadStream(options.file), {
   chunkSize,
   metadata: options.metadata ?? {},
   ...retryOption,
+  ...protocolOption,
   uploadDataDuringCreation: Boolean(options.uploadDataDuringCreation),
   parallelUploads: options.parallelUploads ?? 1,
   httpStack: new DefaultHttpStack({ agent }),
@@ -107,11 +130,16 @@ const upload = new Upload(fs.createReadStream(options.file), {
   },
   onAfterResponse(req, res) {
     const offset = res.getHeader('Upload-Offset');
+    const draft = options.protocol == null ? {} : {
+      complete: res.getHeader('Upload-Complete') ?? null,
+      sentComplete: req.getHeader('Upload-Complete') ?? null,
+    };
     emit({
       event: 'response',
       method: req.getMethod(),
       status: res.getStatus(),
       offset: offset === undefined ? null : Number(offset),
+      ...draft,
     });
   },
   onSuccess() {
