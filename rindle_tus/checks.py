@@ -103,6 +103,7 @@ RULES = (
     Rule("MAX_UNFINISHED", "E017", or_none(positive_integer), _LIMIT),
     Rule("MAX_TAIL_BYTES", "E018", or_none(positive_integer), _LIMIT),
     Rule("MAX_BODIES", "E019", or_none(positive_integer), _LIMIT),
+    Rule("MAX_APPEND_SIZE", "E022", or_none(positive_integer), _LIMIT),
 )
 
 # -- the checks ----------------------------------------------------------------
@@ -142,7 +143,7 @@ def check_storage() -> list[CheckMessage]:
 
 
 def check_values() -> list[CheckMessage]:
-    """E003 to E006, E009 to E019: each value in ``RULES`` of the kind its rule names."""
+    """E003 to E006, E009 to E019, E022: each value in ``RULES`` of the kind its rule names."""
     return [error for error in (rule.check() for rule in RULES) if error is not None]
 
 

@@ -285,3 +285,20 @@ def test_reap_selected_action_reaps_the_overdue_and_spares_the_active(
     assert overdue.upload_id not in remaining
     assert {active.upload_id, leased.upload_id} <= remaining
     assert tus_tail_path(active.pk).exists() and tus_tail_path(leased.pk).exists()
+
+
+def test_the_list_and_the_page_show_and_filter_by_the_protocol_that_created_an_upload(
+    admin_client: Client, tus: TusClient, s3: S3
+) -> None:
+    by_tus = session_for(tus.new(10))
+    draft = {"Upload-Draft-Interop-Version": "6", "Upload-Complete": "?0", "Upload-Length": "10"}
+    response = tus.client.generic("POST", "/files/", b"", headers=draft)
+    assert response.status_code == 201, response.content
+    by_draft = session_for(response["Location"])
+    assert (by_tus.protocol, by_draft.protocol) == ("tus", "ietf-draft-6")
+
+    listing = admin_client.get(CHANGELIST).content.decode()
+    assert "tus 1.0.0" in listing and "IETF draft, interop 6" in listing
+    assert "IETF draft, interop 6" in admin_client.get(change_url(by_draft)).content.decode()
+    shown = {s.pk for s in admin_client.get(CHANGELIST, {"protocol": "ietf-draft-6"}).context["cl"].result_list}
+    assert shown == {by_draft.pk}

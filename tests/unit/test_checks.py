@@ -79,6 +79,7 @@ def test_a_tmp_dir_that_does_not_exist_yet_is_made_and_passes(tmp_path: Any) -> 
         ("RINDLE_TUS_MAX_UNFINISHED", 0, "rindle_tus.E017"),
         ("RINDLE_TUS_MAX_TAIL_BYTES", "10G", "rindle_tus.E018"),
         ("RINDLE_TUS_MAX_BODIES", -1, "rindle_tus.E019"),
+        ("RINDLE_TUS_MAX_APPEND_SIZE", 0, "rindle_tus.E022"),
         ("RINDLE_TUS_TAIL_STORE", "nfs", "rindle_tus.E008"),
         ("RINDLE_TUS_UPLOAD_CONCURRENCY", 0, "rindle_tus.E009"),
         ("RINDLE_TUS_RETENTION", -1, "rindle_tus.E010"),
@@ -107,6 +108,7 @@ RULED = {
     "MAX_UNFINISHED": ("E017", True),
     "MAX_TAIL_BYTES": ("E018", True),
     "MAX_BODIES": ("E019", True),
+    "MAX_APPEND_SIZE": ("E022", True),
 }
 
 
