@@ -90,9 +90,9 @@ class TusView(View):
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:
                 raise MethodNotAllowed(request.method or "", self.http_method_names)
-            # OPTIONS is discovery and GET a plain download: neither is tus.
             if version is not None and method in draft_views.METHODS:
                 handler = functools.partial(getattr(draft_views, method), version=version)
+            # OPTIONS is discovery and GET a plain download: neither is tus.
             elif method not in ("options", "get"):
                 _check_version(request)
             try:
