@@ -121,6 +121,12 @@ class ClusterDatabase:
         finally:
             conn.close()
 
+    def leased(self, session_ids: list[str]) -> int:
+        """How many of the sessions hold a lease, in one query (one moment)."""
+        marks = ", ".join("?" for _ in session_ids)
+        sql = f"SELECT COUNT(*) FROM rindle_tus_tussession WHERE id IN ({marks}) AND lease_token <> ''"
+        return int(self._query(sql, tuple(session_ids))[0][0])
+
     def row(self, session_id: str) -> dict[str, Any] | None:
         columns = ", ".join(f'"{c}"' for c in self.COLUMNS)
         rows = self._query(f"SELECT {columns} FROM rindle_tus_tussession WHERE id = ?", (session_id,))

@@ -1,7 +1,8 @@
 """Requests racing on one upload across processes: one holds the lease at a
 time, whichever node it reaches; a newer request takes the upload over from
-an older one (which keeps what it received), and no interleaving corrupts the
-object or lets two overlapping PATCHes both succeed."""
+an older one (which keeps what it received, unless the newer one resends it),
+and no interleaving corrupts the object or lets two overlapping PATCHes both
+succeed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .conftest import payload
 pytestmark = pytest.mark.slow
 
 
-def test_a_second_patch_takes_over_a_paused_one_which_keeps_what_it_received(nodes: Cluster) -> None:
+def test_a_second_patch_from_where_a_paused_one_started_takes_it_over_and_it_keeps_nothing(nodes: Cluster) -> None:
     a, b = nodes["node-a"], nodes["node-b"]
     data = payload(PART + 2 * MiB, seed=31)
     url = create(a.files_url, len(data))
@@ -27,18 +28,20 @@ def test_a_second_patch_takes_over_a_paused_one_which_keeps_what_it_received(nod
     first = open_patch(url, 0, 3 * MiB)
     first.send(data[:MiB])
     wait_until(lambda: nodes.row(session_id)["lease_token"], 30, "the first PATCH to take the lease")
-    # The second client believes nothing arrived yet: it takes the upload over
-    # on another node, and learns from the 409 that the first kept 1 MiB.
+    # The second client believes nothing arrived yet and resends from 0 on
+    # another node: the same bytes, so the first (which has stored nothing)
+    # keeps nothing and the second takes the upload over from 0.
     second = patch(b.upload_url(session_id), data[:MiB], 0)
     interrupted = first.response()
 
-    assert second.status_code == 409 and "offset_mismatch" in second.text
+    assert second.status_code == 204, second.text
+    assert second.headers["Upload-Offset"] == str(MiB)
     assert interrupted.status_code == 400 and b"upload_interrupted" in interrupted.body
-    assert nodes.row(session_id)["offset"] == MiB
     assert nodes.row(session_id)["lease_token"] == ""
-    assert head(url).headers["Upload-Offset"] == str(MiB)
-    # Its tail is on node-a's disk: the upload resumes there.
-    assert patch(url, data[MiB:], MiB).status_code == 204
+    assert nodes.row(session_id)["tail_node"] == "node-b"
+    assert not a.tail_path(session_id).exists()
+    # Its tail is on node-b's disk now: the upload resumes there.
+    assert patch(b.upload_url(session_id), data[MiB:], MiB).status_code == 204
     nodes.assert_complete(session_id, data)
 
 
