@@ -163,6 +163,8 @@ def post(request: HttpRequest, *, version: Version) -> HttpResponse:
             protocol=version.name,
             complete=complete,
             announce=announcer,
+            # A length learnt only where a chunked body ends meets the hook then.
+            confirm_length=None if length is not None else lambda found: pre_create(request, found, metadata),
         )
     except TusError as error:
         if announcer is not None and announcer.url is not None:
@@ -209,11 +211,20 @@ def patch(request: HttpRequest, upload_id: str, *, version: Version) -> HttpResp
     length = _length(headers, complete, body.length, offset=offset, recorded=session.length)
     checksum = _checksum(version, headers, whole=complete and offset == 0)
     declared = length if session.length is None else None
+    metadata = protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE)
     if declared is not None:
         # The length becomes known: the same limits and hook as at creation.
         check_length(declared, session.part_size)
-        pre_create(request, declared, protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE))
-    session = uploads.apply_body(session, body, checksum, offset=offset, length=declared, complete=complete)
+        pre_create(request, declared, metadata)
+    session = uploads.apply_body(
+        session,
+        body,
+        checksum,
+        offset=offset,
+        length=declared,
+        complete=complete,
+        confirm_length=None if session.length is not None else lambda found: pre_create(request, found, metadata),
+    )
     response = HttpResponse(status=version.append_status)
     _state_headers(response, version, session)
     return response

@@ -105,11 +105,13 @@ def create(
     protocol: str = TUS,
     complete: bool = False,
     announce: Callable[[TusSession], bool] | None = None,
+    confirm_length: Callable[[int], None] | None = None,
 ) -> TusSession:
     """A new upload; ``body`` is the creation-with-upload body, if any.
 
     ``complete``: the body is the whole upload (the draft's
-    ``Upload-Complete: ?1``), so its end fixes a length not yet known.
+    ``Upload-Complete: ?1``), so its end fixes a length not yet known,
+    once ``confirm_length`` (the pre-create hook) accepts it.
     ``announce`` is called once the row exists and before the body is read;
     it returns whether the client learnt the upload's URL from it (the
     draft's 104), so that a failure later must keep the upload resumable."""
@@ -131,7 +133,15 @@ def create(
         complete_empty(session, backend)
     elif (body is not None and body.length != 0) or complete:
         try:
-            _apply(session, body or Body(Empty(), 0), checksum, backend, offset=0, complete=complete)
+            _apply(
+                session,
+                body or Body(Empty(), 0),
+                checksum,
+                backend,
+                offset=0,
+                complete=complete,
+                confirm_length=confirm_length,
+            )
         except TusError:
             if not announced:
                 # The client never learns this upload's URL, so nobody could
@@ -182,15 +192,25 @@ def apply_body(
     offset: int,
     length: int | None = None,
     complete: bool = False,
+    confirm_length: Callable[[int], None] | None = None,
 ) -> TusSession:
     """A PATCH: ``body`` at ``offset``, declaring a deferred ``length`` if
-    given; ``complete`` as for ``create``."""
+    given; ``complete`` and ``confirm_length`` as for ``create``."""
     check_offset(session, offset)
     if session.state == State.COMPLETED:
         if body.length:
             raise AlreadyComplete()
         return session
-    _apply(session, body, checksum, S3Backend(), offset=offset, length=length, complete=complete)
+    _apply(
+        session,
+        body,
+        checksum,
+        S3Backend(),
+        offset=offset,
+        length=length,
+        complete=complete,
+        confirm_length=confirm_length,
+    )
     return session
 
 
@@ -203,6 +223,7 @@ def _apply(
     offset: int,
     length: int | None = None,
     complete: bool = False,
+    confirm_length: Callable[[int], None] | None = None,
 ) -> None:
     """Take the lease (a request holding it is asked to hand over), re-read
     the row under it, and apply the body."""
@@ -219,14 +240,15 @@ def _apply(
             _declare_length(writer, length)
         Receiver(writer).receive(body, checksum)
         if complete:
-            _complete(writer)
+            _complete(writer, confirm_length)
     finally:
         lease.release()
 
 
-def _complete(writer: Writer) -> None:
+def _complete(writer: Writer, confirm_length: Callable[[int], None] | None) -> None:
     """After a whole body that ends the upload: a length still unknown is
-    where the body ended, and the upload is finished there."""
+    where the body ended (once ``confirm_length`` accepts it: the bytes stay
+    if it refuses), and the upload is finished there."""
     session = writer.session
     if session.state == State.COMPLETED:
         return
@@ -234,6 +256,8 @@ def _complete(writer: Writer) -> None:
         raise InconsistentLength(
             f"The request completes the upload at {session.offset} bytes, but its length is {session.length}."
         )
+    if confirm_length is not None:
+        confirm_length(session.offset)
     _declare_length(writer, session.offset)
     Receiver(writer).receive(Body(Empty(), 0), None)
 

@@ -432,6 +432,32 @@ def test_chunked_creation_with_upload_complete_sets_the_length_when_the_body_end
     assert s3.sha256(session_of(url).key) == sha256(data)
 
 
+@versions(6, 8)
+@pytest.mark.parametrize("live_tus", ASGI_SERVERS[:1], indirect=True)
+def test_a_length_learnt_where_a_chunked_body_ends_meets_the_pre_create_hook(
+    draft: Draft, version: int, settings: Any
+) -> None:
+    """RINDLE_TUS_PRE_CREATE sees every length that becomes known, also one that
+    only a chunked Upload-Complete: ?1 body's end tells: refused, the upload is
+    not completed (a creation leaves no upload; an append keeps its bytes)."""
+    settings.RINDLE_TUS_PRE_CREATE = "tests.test_hooks.refuse_big_or_exe"
+    data = payload(200, seed=30 + version)
+
+    def body() -> Iterator[bytes]:
+        yield data[:100]
+        yield data[100:]
+
+    created = draft.create(body(), complete=True)  # type: ignore[arg-type]
+    assert created.status_code == 413, created.text
+    assert "limited to 100 bytes" in created.text
+    assert "Location" not in created.headers
+
+    url = draft.new(b"", complete=False)
+    appended = draft.append(url, body(), 0, complete=True)
+    assert appended.status_code == 413, appended.text
+    assert draft.state(url) == (200, False)
+
+
 @ALL
 def test_content_type_and_content_disposition_become_filetype_and_filename(
     draft: Draft, version: int, server: Tus
