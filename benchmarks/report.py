@@ -57,7 +57,7 @@ class Row:
         return None
 
 
-CLIENT_ORDER = {"python": 0, "tus-js-client": 1}
+CLIENT_ORDER = {"python": 0, "python-draft": 1, "tus-js-client": 2}
 
 
 def rows(measurements: Iterable[Measurement]) -> list[Row]:
@@ -155,6 +155,7 @@ def markdown(
         )
     lines += asgi_markdown(measurements, titles, context)
     lines += metrics_markdown(measurements, titles)
+    lines += draft_markdown(measurements, titles)
     latency_rows = [r for r in rows(measurements) if r.latency]
     if latency_rows:
         lines += ["", "HEAD latency (ms, medians of the runs):", ""]
@@ -301,6 +302,31 @@ def metrics_markdown(measurements: list[Measurement], titles: dict[str, str]) ->
         lines.append(
             f"| {titles[row.scenario]} ({row.unit}) | {_num(on)} | {_num(plain)} | "
             f"{_num(on / plain if on and plain else None, 2)} |"
+        )
+    return lines
+
+
+def draft_markdown(measurements: list[Measurement], titles: dict[str, str]) -> list[str]:
+    """The same python client and rindle, speaking the IETF draft (interop 8) instead of tus."""
+    drafted = [r for r in rows(measurements) if r.client == "python-draft"]
+    if not drafted:
+        return []
+    lines = [
+        "",
+        "## The IETF draft beside tus (python client, rindle)",
+        "",
+        "The same bytes and requests, with the draft's headers (interop version 8) instead of tus's.",
+        "",
+        "| Scenario | tus | draft | draft/tus |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in drafted:
+        tus = next((r for r in rows(measurements) if r.scenario == row.scenario and r.client == "python"), None)
+        plain = tus.value.get("rindle") if tus else None
+        value = row.value.get("rindle")
+        lines.append(
+            f"| {titles[row.scenario]} ({row.unit}) | {_num(plain)} | {_num(value)} | "
+            f"{_num(value / plain if value and plain else None, 2)} |"
         )
     return lines
 

@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hostile-hold", type=float, default=None, help="seconds the stalled PATCHes are held (default 4)"
     )
+    parser.add_argument(
+        "--draft", action="store_true", help="also the python client speaking the IETF draft to rindle (scenarios 1-3)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, S3 data)")
     return parser.parse_args(argv)
@@ -107,13 +110,19 @@ def describe(m: Measurement) -> str:
 ASGI_NAMES = ("rindle-asgi", "django-asgi")
 
 
-def plan(scenarios: list[str], js_all: bool, asgi: bool = False, metrics: bool = False) -> list[tuple[str, str, str]]:
+def plan(
+    scenarios: list[str], js_all: bool, asgi: bool = False, metrics: bool = False, draft: bool = False
+) -> list[tuple[str, str, str]]:
     """(scenario, client, server) in the order of one run."""
     steps: list[tuple[str, str, str]] = []
     for scenario in scenarios:
         if scenario in ("1", "3", "4"):
             steps.append((scenario, "boto3", "limit"))
-        steps += [(scenario, "python", "rindle"), (scenario, "python", "peer")]
+        steps.append((scenario, "python", "rindle"))
+        if draft and scenario in ("1", "2", "3"):
+            # Right after the tus client on the same server, before the peer loads the machine.
+            steps.append((scenario, "python-draft", "rindle"))
+        steps.append((scenario, "python", "peer"))
         if metrics:
             steps.append((scenario, "python", NoMetricsRindleServer.name))
         if asgi:
@@ -278,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         servers: dict[str, Any] = {"limit": None, "rindle": rindle, "peer": peer, **extra, **asgi_servers}
         measurements: list[Measurement] = []
         for run in range(1, runs + 1):
-            for scenario, client, name in plan(scenarios, args.js_all, args.asgi, args.metrics):
+            for scenario, client, name in plan(scenarios, args.js_all, args.asgi, args.metrics, args.draft):
                 server = servers[name]
                 if scenario == "4":
                     m = bench.head_scenario(server, run)

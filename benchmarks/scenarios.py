@@ -90,7 +90,7 @@ def titles(sizes: Sizes) -> dict[str, str]:
 @dataclass
 class Measurement:
     scenario: str
-    client: str  # "python" (client 1), "tus-js-client" (client 2) or "boto3" (the limit)
+    client: str  # "python" (client 1), "python-draft" (client 1 speaking the IETF draft), "tus-js-client" or "boto3"
     server: str  # "limit", "rindle" or "peer"
     run: int
     seconds: float
@@ -157,14 +157,16 @@ class Bench:
 
     # -- the three kinds of uploader --------------------------------------
 
-    def python_uploads(self, server: Server, count: int, size: int, patch: int | None) -> tuple[float, list[Sent]]:
+    def python_uploads(
+        self, server: Server, count: int, size: int, patch: int | None, *, draft: bool = False
+    ) -> tuple[float, list[Sent]]:
         seeds = self.seeds(count)
         started = time.perf_counter()
         if count == 1:
-            done = [upload(server.url, seeds[0], size, patch)]
+            done = [upload(server.url, seeds[0], size, patch, draft=draft)]
         else:
             with ThreadPoolExecutor(max_workers=count) as pool:
-                done = list(pool.map(lambda seed: upload(server.url, seed, size, patch), seeds))
+                done = list(pool.map(lambda seed: upload(server.url, seed, size, patch, draft=draft), seeds))
         return time.perf_counter() - started, self._sent(server, done)
 
     def js_uploads(self, server: Server, count: int, size: int, patch: int | None) -> tuple[float, list[Sent]]:
@@ -233,7 +235,7 @@ class Bench:
                 return self.limit_uploads(count, size)
             if client == "tus-js-client":
                 return self.js_uploads(server, count, size, patch)
-            return self.python_uploads(server, count, size, patch)
+            return self.python_uploads(server, count, size, patch, draft=client == "python-draft")
 
         return self._measure(scenario, client, server, run, body, count * size)
 

@@ -3,6 +3,8 @@
 Each PATCH sends its headers (with an explicit Content-Length) and then the
 body piece by piece straight from the generator, hashing what it sends; the
 body is never assembled in memory. One keep-alive connection per upload.
+With ``draft=True`` the same requests speak the IETF resumable upload draft
+(interop version 8) instead: the same bytes, other headers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 from .data import pieces
 
 TUS = {"Tus-Resumable": "1.0.0"}
+DRAFT = {"Upload-Draft-Interop-Version": "8"}
 
 
 class TusFailure(RuntimeError):
@@ -30,8 +33,10 @@ class Uploaded:
 
 
 class TusConnection:
-    def __init__(self, collection_url: str, timeout: float = 900.0) -> None:
+    def __init__(self, collection_url: str, timeout: float = 900.0, *, draft: bool = False) -> None:
         self.collection_url = collection_url
+        self.draft = draft
+        self.protocol = DRAFT if draft else TUS
         parts = urlsplit(collection_url)
         assert parts.hostname is not None and parts.port is not None
         self.host = parts.hostname
@@ -43,13 +48,16 @@ class TusConnection:
         self.conn.close()
 
     def _request(self, method: str, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
-        self.conn.request(method, urlsplit(url).path, headers={**TUS, **headers})
+        self.conn.request(method, urlsplit(url).path, headers={**self.protocol, **headers})
         response = self.conn.getresponse()
         response.read()
         return response
 
     def create(self, length: int) -> str:
-        response = self._request("POST", self.collection_url, {"Upload-Length": str(length), "Content-Length": "0"})
+        headers = {"Upload-Length": str(length), "Content-Length": "0"}
+        if self.draft:
+            headers["Upload-Complete"] = "?0"
+        response = self._request("POST", self.collection_url, headers)
         if response.status != 201:
             raise TusFailure(f"POST answered {response.status}")
         location = response.getheader("Location")
@@ -59,7 +67,7 @@ class TusConnection:
 
     def head(self, url: str) -> int:
         response = self._request("HEAD", url, {})
-        if response.status != 200:
+        if response.status != (204 if self.draft else 200):
             raise TusFailure(f"HEAD answered {response.status}")
         return int(response.getheader("Upload-Offset") or -1)
 
@@ -68,16 +76,17 @@ class TusConnection:
         if response.status not in (204, 404, 410):
             raise TusFailure(f"DELETE answered {response.status}")
 
-    def patch(self, url: str, seed: int, start: int, end: int, digest: hashlib._Hash) -> int:
-        """Send bytes ``[start, end)`` of the seed's stream; return the new offset."""
+    def patch(self, url: str, seed: int, start: int, end: int, digest: hashlib._Hash, *, last: bool = False) -> int:
+        """Send bytes ``[start, end)`` of the seed's stream (the upload's last
+        bytes if ``last``); return the new offset."""
         conn = self.conn
         conn.putrequest("PATCH", urlsplit(url).path, skip_accept_encoding=True)
-        for name, value in {
-            **TUS,
-            "Upload-Offset": str(start),
-            "Content-Type": "application/offset+octet-stream",
-            "Content-Length": str(end - start),
-        }.items():
+        headers = {**self.protocol, "Upload-Offset": str(start), "Content-Length": str(end - start)}
+        if self.draft:
+            headers |= {"Content-Type": "application/partial-upload", "Upload-Complete": "?1" if last else "?0"}
+        else:
+            headers["Content-Type"] = "application/offset+octet-stream"
+        for name, value in headers.items():
             conn.putheader(name, value)
         conn.endheaders()
         try:
@@ -97,16 +106,19 @@ class TusConnection:
         return offset
 
 
-def upload(collection_url: str, seed: int, size: int, patch_size: int | None = None) -> Uploaded:
+def upload(
+    collection_url: str, seed: int, size: int, patch_size: int | None = None, *, draft: bool = False
+) -> Uploaded:
     """One whole upload: POST, then PATCHes of ``patch_size`` (all in one if None)."""
-    client = TusConnection(collection_url)
+    client = TusConnection(collection_url, draft=draft)
     try:
         url = client.create(size)
         digest = hashlib.sha256()
         offset = 0
         step = patch_size or size
         while offset < size:
-            offset = client.patch(url, seed, offset, min(size, offset + step), digest)
+            end = min(size, offset + step)
+            offset = client.patch(url, seed, offset, end, digest, last=end == size)
         return Uploaded(url=url, seed=seed, size=size, sha256=digest.hexdigest())
     finally:
         client.close()
