@@ -205,25 +205,27 @@ def patch(request: HttpRequest, upload_id: str, *, version: Version) -> HttpResp
     complete = _upload_complete(headers, "An append")
     body = body_stream(request)
     uploads.check_offset(session, offset)
-    if session.state == State.COMPLETED and body.length != 0:
-        raise AlreadyComplete()
+    # Before the lengths: appending to a complete upload has its own answer.
+    uploads.check_room(session, body)
     check_append(body.length)
     length = _length(headers, complete, body.length, offset=offset, recorded=session.length)
     checksum = _checksum(version, headers, whole=complete and offset == 0)
     declared = length if session.length is None else None
-    metadata = protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE)
-    if declared is not None:
-        # The length becomes known: the same limits and hook as at creation.
-        check_length(declared, session.part_size)
-        pre_create(request, declared, metadata)
+    confirm = None
+    if session.length is None:
+        # The length becomes known here, or where the body ends: the same
+        # limits and hook as at creation. (Only then: metadata is not parsed
+        # on every append.)
+        metadata = protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE)
+
+        def confirm(found: int) -> None:
+            pre_create(request, found, metadata)
+
+        if declared is not None:
+            check_length(declared, session.part_size)
+            confirm(declared)
     session = uploads.apply_body(
-        session,
-        body,
-        checksum,
-        offset=offset,
-        length=declared,
-        complete=complete,
-        confirm_length=None if session.length is not None else lambda found: pre_create(request, found, metadata),
+        session, body, checksum, offset=offset, length=declared, complete=complete, confirm_length=confirm
     )
     response = HttpResponse(status=version.append_status)
     _state_headers(response, version, session)

@@ -197,9 +197,8 @@ def apply_body(
     """A PATCH: ``body`` at ``offset``, declaring a deferred ``length`` if
     given; ``complete`` and ``confirm_length`` as for ``create``."""
     check_offset(session, offset)
+    check_room(session, body)
     if session.state == State.COMPLETED:
-        if body.length:
-            raise AlreadyComplete()
         return session
     _apply(
         session,
@@ -274,6 +273,13 @@ def _declare_length(writer: Writer, length: int) -> None:
         raise InvalidHeader(f"Upload-Length {length} is smaller than the bytes already received ({session.offset}).")
     check_length(length, session.part_size)
     writer.declare_length(length)
+
+
+def check_room(session: TusSession, body: Body) -> None:
+    """A complete upload takes no more bytes: only an empty body (a chunked
+    one may not be, so it is refused too)."""
+    if session.state == State.COMPLETED and body.length != 0:
+        raise AlreadyComplete()
 
 
 def check_offset(session: TusSession, offset: int) -> None:

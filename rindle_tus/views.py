@@ -170,8 +170,9 @@ class TusUploadsView(TusView):
         check_permission(request, "create", None)
         pre_create(request, length, metadata)
         with_body = request.content_type == protocol.OFFSET_CONTENT_TYPE
-        if with_body:
-            check_append(body_stream(request).length)
+        body = body_stream(request) if with_body else None
+        if body is not None:
+            check_append(body.length)
         session = uploads.create(
             length=length,
             metadata_raw=metadata_raw,
@@ -179,8 +180,8 @@ class TusUploadsView(TusView):
             user=getattr(request, "user", None),
             client=client_key(request),
             partial=concat is not None,
-            body=body_stream(request) if with_body else None,
-            checksum=protocol.parse_checksum(headers.get("Upload-Checksum")) if with_body else None,
+            body=body,
+            checksum=protocol.parse_checksum(headers.get("Upload-Checksum")) if body is not None else None,
         )
         response = _created(request, session)
         if with_body or session.state == State.COMPLETED:
