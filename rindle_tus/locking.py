@@ -62,6 +62,9 @@ T = TypeVar("T")
 POLL = 0.5
 # How often the heartbeat wakes to run the holders' watches (the stalled-body rule).
 TICK = 0.1
+# The share of a lease within which the database's last word that it is ours
+# still stands for ``Lease.confirm``.
+FRESH = 1 / 3
 
 
 def new_token() -> str:
@@ -158,10 +161,16 @@ class Lease:
         self._stopped_at = 0.0
         self._on_stop: list[Callable[[], None]] = []
         self._watches: list[Callable[[], TusError | None]] = []
+        # Row fields written with the lease's next write (``stage``).
+        self._staged: dict[str, Any] = {}
+        self._released = False
         now = time.monotonic()
         self._seen = now
         self._renewed = now
         self._polled = now
+        # When the database last confirmed that the lease is ours (taking it,
+        # or a renewal that found it), by this process's clock.
+        self._confirmed = now
 
     def __repr__(self) -> str:
         return f"<Lease {self.session_id} {self.token[:8]}>"
@@ -191,15 +200,53 @@ class Lease:
         """
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
-        fields = {
-            "lease_token": token,
-            "lease_expires_at": _expiry(seconds),
-            "lease_holder": holder_id(),
-            "lease_release_requested": False,
-            "lease_release_offset": None,
-        }
+        fields = _holding(token, seconds)
         if not _handover(session_id, wait, arrival, lambda: _seize(session_id, arrival, fields), offset):
             raise Locked()
+        return cls._held(session_id, token, seconds)
+
+    @classmethod
+    def take(cls, session: TusSession, *, offset: int | None = None) -> Lease:
+        """A writing request's way in, from the row it has just read.
+
+        When nobody holds the upload and the row is still what was read (its
+        epoch and ``updated_at``, as ``settle`` checks), one conditional
+        UPDATE both takes the request's place in line and the lease, and
+        ``session`` needs no second read. Otherwise the request arrives
+        (``arrive``), takes the lease as ``acquire`` does (asking a holder to
+        hand over, ``offset`` as there) and reads the row again.
+        """
+        seconds = tus_settings.LEASE_SECONDS
+        token = new_token()
+        fields = _holding(token, seconds)
+        unchanged = TusSession.objects.filter(
+            free(), pk=session.pk, lease_epoch=session.lease_epoch, updated_at=session.updated_at
+        )
+        if unchanged.update(**fields, lease_epoch=F("lease_epoch") + 1):
+            _hold(session, fields, seconds)
+            session.lease_epoch += 1
+            return cls._held(session.pk, token, seconds)
+        lease = cls.acquire(session.pk, arrival=arrive(session.pk), offset=offset)
+        session.refresh_from_db()
+        return lease
+
+    @classmethod
+    def create(cls, session: TusSession) -> Lease:
+        """Insert the new row ``session``, held by this request from its
+        first moment: the request that creates an upload with a body writes
+        it with no statement spent on taking the lease, and no other request
+        (one told the URL early, the draft's 104) can take it first."""
+        seconds = tus_settings.LEASE_SECONDS
+        token = new_token()
+        fields = _holding(token, seconds)
+        for name, value in fields.items():
+            setattr(session, name, value)
+        session.save(force_insert=True)
+        _hold(session, fields, seconds)
+        return cls._held(session.pk, token, seconds)
+
+    @classmethod
+    def _held(cls, session_id: str, token: str, seconds: float) -> Lease:
         lease = cls(session_id, token, seconds, shared=not connection.in_atomic_block)
         heartbeat.add(lease)
         return lease
@@ -271,13 +318,24 @@ class Lease:
             _renew([self])
 
     def confirm(self) -> None:
-        """Renew now and make sure the database agrees that the lease is ours:
-        called right before touching the tail, which a newer holder may own."""
+        """Make sure the database agrees that the lease is ours, with most of
+        a lease still ahead: called right before touching the tail, which a
+        newer holder may own.
+
+        The lease is renewed now unless the database confirmed it within the
+        last ``FRESH`` of a lease (taking it, or a renewal that found it):
+        then at least the rest of it is still ahead, and nobody can have
+        taken it (a live holder's lease only lapses), so a request that is
+        quick about its body spends no statement here."""
+        if isinstance(self._stopped, LeaseLost):
+            raise LeaseLost()
         started = time.monotonic()
+        if started - self._confirmed < self.seconds * FRESH:
+            return
         if not _renew_query([self]).update(lease_expires_at=_expiry(self.seconds)):
             self.stop(LeaseLost())
             raise LeaseLost()
-        self._renewed = started
+        self._renewed = self._confirmed = started
 
     def wait_for(self, future: Future[T]) -> T:
         """``future.result()`` on the holder's thread, beating while it waits,
@@ -296,21 +354,40 @@ class Lease:
     # -- writing under it ----------------------------------------------------
 
     def commit(self, session: TusSession, **fields: Any) -> None:
-        """Write ``fields`` to the row only while this lease holds it: one
-        conditional UPDATE, so a request whose lease was taken over can never
-        overwrite the newer holder's bookkeeping."""
+        """Write ``fields`` (and any staged ones) to the row only while this
+        lease holds it: one conditional UPDATE, so a request whose lease was
+        taken over can never overwrite the newer holder's bookkeeping."""
+        fields = {**self._staged, **fields}
         fields.setdefault("updated_at", timezone.now())
         if TusSession.objects.filter(pk=session.pk, lease_token=self.token).update(**fields) != 1:
             self.stop(LeaseLost())
             raise LeaseLost()
+        self._staged = {}
+        for name, value in fields.items():
+            setattr(session, name, value)
+
+    def stage(self, session: TusSession, **fields: Any) -> None:
+        """``commit`` with the lease's next write instead of a statement of
+        its own: the next ``commit``, or at the latest ``release``, which is
+        still before the request answers. For a request's last write: the
+        row is held until then, so no other request can read it in between
+        (a HEAD asks the holder to hand over first)."""
+        fields.setdefault("updated_at", timezone.now())
+        self._staged.update(fields)
         for name, value in fields.items():
             setattr(session, name, value)
 
     def release(self, **fields: Any) -> None:
-        """Give the session back; ``fields`` are written in the same
-        conditional UPDATE (LeaseLost if the lease was no longer ours)."""
+        """Give the session back (once: a second call does nothing); ``fields``
+        and any staged ones are written in the same conditional UPDATE
+        (LeaseLost if the lease was no longer ours)."""
+        if self._released:
+            return
+        self._released = True
         heartbeat.remove(self)
         self.unwatch()
+        fields = {**self._staged, **fields}
+        self._staged = {}
         updated = TusSession.objects.filter(pk=self.session_id, lease_token=self.token).update(
             lease_token="",
             lease_expires_at=None,
@@ -368,6 +445,25 @@ def settle(session: TusSession, wait: float | None = None) -> bool:
         return True
     _handover(session.pk, wait, None, lambda: _seize(session.pk, None, {}))
     return False
+
+
+def _holding(token: str, seconds: float) -> dict[str, Any]:
+    """The row fields of a lease held by this process under ``token``."""
+    return {
+        "lease_token": token,
+        "lease_expires_at": _expiry(seconds),
+        "lease_holder": holder_id(),
+        "lease_release_requested": False,
+        "lease_release_offset": None,
+    }
+
+
+def _hold(session: TusSession, fields: dict[str, Any], seconds: float) -> None:
+    """``session`` as the row now is, once ``fields`` (``_holding``) are written."""
+    for name, value in fields.items():
+        setattr(session, name, value)
+    # The database's clock set the expiry; this is the loaded row's best guess.
+    session.lease_expires_at = timezone.now() + timedelta(seconds=seconds)
 
 
 def _seize(session_id: str, arrival: int | None, fields: dict[str, Any]) -> bool:
@@ -443,12 +539,7 @@ def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSess
             )
             if ids:
                 candidates.filter(free(), pk__in=ids).update(
-                    lease_token=token,
-                    lease_expires_at=_expiry(seconds),
-                    lease_holder=holder_id(),
-                    lease_release_requested=False,
-                    lease_release_offset=None,
-                    lease_epoch=F("lease_epoch") + 1,
+                    **_holding(token, seconds), lease_epoch=F("lease_epoch") + 1
                 )
         if not ids:
             return
@@ -484,9 +575,11 @@ def _renew(leases: list[Lease]) -> None:
         by_seconds.setdefault(lease.seconds, []).append(lease)
     for seconds, group in by_seconds.items():
         started = time.monotonic()
-        _renew_query(group).update(lease_expires_at=_expiry(seconds))
+        found = _renew_query(group).update(lease_expires_at=_expiry(seconds))
         for lease in group:
             lease._renewed = started
+            if found == len(group):
+                lease._confirmed = started
 
 
 def _poll(leases: list[Lease]) -> None:

@@ -252,7 +252,7 @@ class Receiver:
             unchanged = 0 if progress.cut_parts else progress.kept
             self.writer.keep_remainder(progress.buffer, progress.fill, unchanged, new_offset)
         else:
-            self.writer.commit()
+            self.writer.stage()
         if cut is not None:
             logger.info("upload %s: body ended early (%s); kept %d bytes", session.id, cut.code, body.received)
             raise cut

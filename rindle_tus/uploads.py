@@ -26,7 +26,7 @@ from .exceptions import (
     UploadNotFound,
 )
 from .limits import check_length, check_unfinished
-from .locking import Lease, arrive, settle
+from .locking import Lease, settle
 from .models import ConcatKind, State, TusSession, is_session_id
 from .protocol import Checksum
 from .receiver import Receiver
@@ -59,6 +59,7 @@ def get(upload_id: str) -> TusSession:
 def _new_session(
     backend: S3Backend,
     *,
+    held: bool,
     length: int | None,
     metadata_raw: str,
     metadata: dict[str, Any],
@@ -67,7 +68,9 @@ def _new_session(
     concat: str = ConcatKind.NONE,
     concat_sources: list[dict[str, str]] | None = None,
     protocol: str = TUS,
-) -> TusSession:
+) -> tuple[TusSession, Lease | None]:
+    """The new upload's row, inserted; ``held``: with this request holding
+    its lease from the start (``Lease.create``), to write it at once."""
     if length is not None:
         check_length(length)
     check_unfinished(user, client)
@@ -87,9 +90,13 @@ def _new_session(
         expires_at=now + tus_settings.EXPIRATION,
     )
     session.key = backend.key_for(session.id)
-    session.save(force_insert=True)
+    lease = None
+    if held:
+        lease = Lease.create(session)
+    else:
+        session.save(force_insert=True)
     announce_created(session)
-    return session
+    return session, lease
 
 
 def create(
@@ -118,8 +125,9 @@ def create(
     if length is not None and body is not None and body.length is not None and body.length > length:
         raise TooLarge(f"The body of {body.length} bytes goes past Upload-Length ({length}).")
     backend = S3Backend()
-    session = _new_session(
+    session, lease = _new_session(
         backend,
+        held=length != 0 and ((body is not None and body.length != 0) or complete),
         length=length,
         metadata_raw=metadata_raw,
         metadata=metadata,
@@ -128,26 +136,31 @@ def create(
         concat=ConcatKind.PARTIAL if partial else ConcatKind.NONE,
         protocol=protocol,
     )
-    announced = announce(session) if announce is not None else False
-    if length == 0:
-        complete_empty(session, backend)
-    elif (body is not None and body.length != 0) or complete:
-        try:
-            _apply(
-                session,
-                body or Body(Empty(), 0),
-                checksum,
-                backend,
-                offset=0,
-                complete=complete,
-                confirm_length=confirm_length,
-            )
-        except TusError:
-            if not announced:
-                # The client never learns this upload's URL, so nobody could
-                # resume it: free whatever it stored and let the error stand.
-                discard(session, backend)
-            raise
+    try:
+        announced = announce(session) if announce is not None else False
+        if length == 0:
+            complete_empty(session, backend)
+        elif lease is not None:
+            try:
+                _apply(
+                    session,
+                    body or Body(Empty(), 0),
+                    checksum,
+                    backend,
+                    lease,
+                    offset=0,
+                    complete=complete,
+                    confirm_length=confirm_length,
+                )
+            except TusError:
+                if not announced:
+                    # The client never learns this upload's URL, so nobody could
+                    # resume it: free whatever it stored and let the error stand.
+                    discard(session, backend)
+                raise
+    finally:
+        if lease is not None:
+            lease.release()
     return session
 
 
@@ -162,8 +175,9 @@ def create_final(
 ) -> TusSession:
     """A final upload of ``partials`` (from ``concatenation.partials``), assembled at once."""
     backend = S3Backend()
-    final = _new_session(
+    final, lease = _new_session(
         backend,
+        held=True,
         length=final_length(partials),
         metadata_raw=metadata_raw,
         metadata=metadata,
@@ -172,7 +186,7 @@ def create_final(
         concat=ConcatKind.FINAL,
         concat_sources=[{"id": p.id, "url": url} for p, url in zip(partials, urls, strict=True)],
     )
-    lease = Lease.acquire(final.id)
+    assert lease is not None
     try:
         assemble(Writer(final, lease, backend), partials)
     finally:
@@ -205,6 +219,7 @@ def apply_body(
         body,
         checksum,
         S3Backend(),
+        Lease.take(session, offset=offset),
         offset=offset,
         length=length,
         complete=complete,
@@ -218,17 +233,16 @@ def _apply(
     body: Body,
     checksum: Checksum | None,
     backend: S3Backend,
+    lease: Lease,
     *,
     offset: int,
     length: int | None = None,
     complete: bool = False,
     confirm_length: Callable[[int], None] | None = None,
 ) -> None:
-    """Take the lease (a request holding it is asked to hand over), re-read
-    the row under it, and apply the body."""
-    lease = Lease.acquire(session.id, arrival=arrive(session.id), offset=offset)
+    """Under ``lease`` (``Lease.take``: ``session`` is the row as it holds
+    it), apply the body; the lease is released at the end."""
     try:
-        session.refresh_from_db()
         if session.state != State.RECEIVING:
             raise UploadGone() if session.state in GONE_STATES else OffsetMismatch(
                 "The upload is complete.", expected=session.offset, provided=offset
@@ -330,9 +344,8 @@ def _finish_pending(session: TusSession) -> None:
 
 def terminate(session: TusSession) -> None:
     """DELETE: the upload is terminated and its storage freed."""
-    lease = Lease.acquire(session.id, arrival=arrive(session.id))
+    lease = Lease.take(session)
     try:
-        session.refresh_from_db()
         Writer(session, lease).terminate()
     finally:
         lease.release()

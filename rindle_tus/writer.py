@@ -56,6 +56,12 @@ class Writer:
         fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
         self.lease.commit(self.session, **fields)
 
+    def stage(self, **fields: Any) -> None:
+        """``commit`` with the lease's next write (``Lease.stage``): for the
+        last write of a request, which then costs no statement of its own."""
+        fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
+        self.lease.stage(self.session, **fields)
+
     def commit_parts(self, parts: list[dict[str, Any]]) -> None:
         """Parts now in S3: the offset moves to the boundary after them, so the
         old tail becomes debris the invariant ignores."""
@@ -118,14 +124,19 @@ class Writer:
                 self.lease.wait_for(executor.submit(self.tail.store, part, length, unchanged))
 
     def keep_remainder(self, part: Part, length: int, unchanged: int, new_offset: int) -> None:
-        """Step 3 of the invariant: the remainder in the tail, then the offset."""
-        self.ensure_multipart()
+        """Step 3 of the invariant: the remainder in the tail, then the offset
+        (staged: written with the release, before the request answers)."""
+        self.ensure_multipart(stage=True)
         self.store_tail(part, length, unchanged)
-        self.commit(offset=new_offset, tail_node=self.node)
+        self.stage(offset=new_offset, tail_node=self.node)
 
     # -- S3 ------------------------------------------------------------------------
 
-    def ensure_multipart(self) -> None:
+    def ensure_multipart(self, *, stage: bool = False) -> None:
+        """The upload's multipart upload, created on first need; its id is in
+        the row before any part is sent. ``stage``: no part follows in this
+        request, so the id may go with its last write (a crash before that
+        leaves an upload no row names: an orphan the reaper aborts)."""
         session = self.session
         if session.upload_id:
             return
@@ -133,7 +144,7 @@ class Writer:
         # The tail exists before the row can imply it, so a crash right after
         # this commit is never mistaken for a misrouted resume.
         self.tail.ensure()
-        self.commit(upload_id=upload_id, tail_node=self.node)
+        (self.stage if stage else self.commit)(upload_id=upload_id, tail_node=self.node)
 
     def send_part(self, number: int, part: Part) -> str:
         # Runs on a pipeline thread: S3 only, no database.

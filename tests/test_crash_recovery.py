@@ -21,21 +21,35 @@ class Crash(BaseException):
 
 @pytest.fixture
 def crash_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[[dict[str, Any]], bool]], None]]:
-    original = Lease.commit
+    """The process dies at the first write of the row whose fields match:
+    a commit, or the release that writes a request's staged last fields."""
+    original_commit, original_release = Lease.commit, Lease.release
 
     def install(predicate: Callable[[dict[str, Any]], bool]) -> None:
         fired = {"done": False}
 
         def commit(self: Lease, session: TusSession, **fields: Any) -> None:
-            if not fired["done"] and predicate(fields):
+            if not fired["done"] and predicate({**self._staged, **fields}):
                 fired["done"] = True
                 raise Crash()
-            original(self, session, **fields)
+            original_commit(self, session, **fields)
+
+        def release(self: Lease, **fields: Any) -> None:
+            if not fired["done"] and predicate({**self._staged, **fields}):
+                fired["done"] = True
+                # Nothing of the write lands; the lease goes as a dead
+                # holder's would lapse, only sooner.
+                self._staged = {}
+                original_release(self)
+                raise Crash()
+            original_release(self, **fields)
 
         monkeypatch.setattr(Lease, "commit", commit)
+        monkeypatch.setattr(Lease, "release", release)
 
     yield install
-    monkeypatch.setattr(Lease, "commit", original)
+    monkeypatch.setattr(Lease, "commit", original_commit)
+    monkeypatch.setattr(Lease, "release", original_release)
 
 
 def _resume(tus: TusClient, url: str, data: bytes) -> None:

@@ -91,10 +91,18 @@ class FakeLease:
         self.commits: list[dict[str, Any]] = []
 
     def commit(self, session: TusSession, **fields: Any) -> None:
+        self._write("commit", session, fields)
+
+    def stage(self, session: TusSession, **fields: Any) -> None:
+        # The real lease writes these with its next write or its release,
+        # both before the request answers; in order, that is here.
+        self._write("stage", session, fields)
+
+    def _write(self, how: str, session: TusSession, fields: dict[str, Any]) -> None:
         shown = {k: v for k, v in fields.items() if k in ("offset", "state", "upload_id", "length")}
         if "parts" in fields:
             shown["parts"] = len(fields["parts"])
-        self.events.append(f"commit {shown}")
+        self.events.append(f"{how} {shown}")
         self.commits.append(fields)
         for name, value in fields.items():
             setattr(session, name, value)
@@ -192,8 +200,9 @@ def test_parts_are_in_s3_before_the_row_names_them_and_the_tail_before_the_offse
     first_parts_commit = next(i for i, e in enumerate(events) if "'parts': 1" in e)
     assert events[0] == "create_multipart"
     assert first_part < first_parts_commit
-    # The last commit moves the offset past the parts, after the tail is written.
-    assert events[-2:] == ["tail 1000", f"commit {{'offset': {2 * PART + 1000}}}"]
+    # The last write moves the offset past the parts, after the tail is written
+    # (staged: it goes with the lease's release).
+    assert events[-2:] == ["tail 1000", f"stage {{'offset': {2 * PART + 1000}}}"]
     assert session.offset == 2 * PART + 1000 and session.committed_bytes == 2 * PART
     assert tail_bytes(session) == data[2 * PART :]
     assert fake_s3.parts[1] + fake_s3.parts[2] == data[: 2 * PART]
