@@ -295,9 +295,21 @@ class TusSessionAdmin(_ModelAdmin):
 
 
 def _local_tail(session: TusSession, size: int | None) -> str:
-    values = {"node": tus_settings.NODE_NAME, "size": size, "committed": session.tail_length}
+    values = {
+        "node": tus_settings.NODE_NAME,
+        "size": size,
+        "committed": session.tail_remainder,
+        "owed": session.owed_parts,
+    }
     if size is not None:
-        return gettext("present on this node (%(node)s): %(size)d bytes (%(committed)d of them committed)") % values
+        text = gettext("present on this node (%(node)s): %(size)d bytes (%(committed)d of them committed)") % values
+        if session.owed_parts:
+            text += ngettext(
+                ", and %(owed)d part in a part file, waiting for S3",
+                ", and %(owed)d parts in part files, waiting for S3",
+                session.owed_parts,
+            ) % values
+        return text
     if session.tail_node:
         values["written"] = session.tail_node
         return gettext("absent on this node (%(node)s); last written on %(written)s") % values

@@ -96,6 +96,7 @@ RULES = (
     Rule("BODY_TIMEOUT", "E014", or_none(non_negative_number), "None or a number of seconds, 0 or more"),
     Rule("BODY_MIN_RATE", "E015", non_negative_number, "a number, 0 or more"),
     Rule("UPLOAD_CONCURRENCY", "E009", positive_integer, "a positive integer"),
+    Rule("WRITE_BEHIND", "E023", non_negative_integer, "an integer, 0 or more (0 turns write-behind off)"),
     Rule("RETENTION", "E010", positive_duration, _DURATION),
     Rule("ORPHAN_AGE", "E011", positive_duration, _DURATION),
     Rule("TAIL_SWEEP_AGE", "E012", positive_duration, _DURATION),

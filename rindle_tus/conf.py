@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_MEMORY_PART": 16 * MiB,
     "READ_CHUNK_SIZE": 1 * MiB,
     "UPLOAD_CONCURRENCY": 2,
+    "WRITE_BEHIND": 2,
     "TAIL_STORE": "local",
     "METADATA_MAX_SIZE": 8192,
     "EXPIRATION": timedelta(hours=24),
@@ -120,6 +121,12 @@ class Settings:
     def UPLOAD_CONCURRENCY(self) -> int:
         """Parts of one request uploading while the next is read (each holds a part buffer)."""
         return max(1, int(self._get("UPLOAD_CONCURRENCY")))
+
+    @property
+    def WRITE_BEHIND(self) -> int:
+        """Parts of one upload that may still be on their way to S3, kept on
+        this node's disk, once a PATCH is answered; 0 turns write-behind off."""
+        return max(0, int(self._get("WRITE_BEHIND")))
 
     @property
     def TAIL_STORE(self) -> str:

@@ -126,7 +126,19 @@ class TusSession(models.Model):
 
     @property
     def tail_length(self) -> int:
+        """The bytes past the committed parts, all in this node's tail."""
         return self.offset - self.committed_bytes
+
+    @property
+    def owed_parts(self) -> int:
+        """Whole parts of the tail still on their way to S3 (write-behind),
+        each in a part file of its own, numbered after the committed ones."""
+        return self.tail_length // self.part_size
+
+    @property
+    def tail_remainder(self) -> int:
+        """The bytes of the tail after its owed parts: the tail file's."""
+        return self.tail_length % self.part_size
 
     @property
     def implies_tail(self) -> bool:

@@ -28,17 +28,18 @@ the ``writer``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import metrics, pooling
+from . import metrics, pooling, write_behind
 from .body import Body, slots
 from .buffers import Part
 from .conf import tus_settings
-from .exceptions import ChecksumMismatch, ClientGone, StorageError, TooLarge, TusError, UploadInterrupted
+from .exceptions import ChecksumMismatch, ClientGone, LeaseLost, StorageError, TooLarge, TusError, UploadInterrupted
 from .limits import check_body
 from .models import committed
 from .pipeline import PartPipeline
@@ -126,17 +127,31 @@ class Receiver:
         self.lease.on_stop(body.interrupt)
         metrics.body_started()
         try:
+            self._adopt_owed(pipeline)
             self._receive(body, checksum, remaining, pipeline)
         finally:
             metrics.body_ended()
             slots.leave(body)
             body.close()
             self.lease.unwatch()
+            # Owed parts still on their way stay owed whatever became of this
+            # body: their uploads run on, for the next request here.
+            owed = pipeline.hand_off(adopted_only=True)
+            write_behind.hints.give(session.id, {flight.number: flight.future for flight in owed})
             pipeline.close()
 
+    def _adopt_owed(self, pipeline: PartPipeline) -> None:
+        """Parts an earlier request left for S3 (write-behind) go first:
+        their uploads if they run in this process, else sent from their files."""
+        session = self.session
+        running = write_behind.hints.take(session.id)
+        first = len(session.parts) + 1
+        for number in range(first, first + session.owed_parts):
+            pipeline.adopt(number, running.get(number), functools.partial(self.writer.send_owed, number))
+
     def _receive(self, body: Body, checksum: Checksum | None, remaining: int, pipeline: PartPipeline) -> None:
-        kept = self.session.tail_length
-        first = len(self.session.parts) + 1
+        kept = self.session.tail_remainder
+        first = len(self.session.parts) + self.session.owed_parts + 1
         # The body lands after the old tail's place in a part buffer (see
         # ``PartPipeline.buffer`` for how large).
         progress = _Progress(
@@ -156,11 +171,11 @@ class Receiver:
             # (with a checksum nothing of the body is kept).
             if progress.pending and not checksum:
                 self._commit_pending(progress)
-            self.writer.forget(progress.pending)
+            self._forget(progress)
             raise
         cut = self._why_cut(body, cap, remaining)
         self._verify(progress, cut, checksum, hasher)
-        self._keep(body, progress, cut)
+        self._keep(body, progress, cut, pipeline)
 
     def _read(
         self, body: Body, cap: int, progress: _Progress, pipeline: PartPipeline, hasher: Any, *, paced: bool
@@ -202,7 +217,20 @@ class Receiver:
                 progress.fill = 0
             if self._must_stop():
                 break
-        accept(pipeline.drain())
+        accept(pipeline.drain(keep=self._may_leave_running(body, checksum=not paced)))
+
+    def _may_leave_running(self, body: Body, *, checksum: bool) -> int:
+        """How many parts may still be on their way to S3 when this request
+        answers (write-behind): none when the body ends the upload, carries a
+        checksum (kept whole or not at all) or is resent by its successor."""
+        session = self.session
+        stopped = self.lease.stopped
+        if checksum or not self.writer.writes_behind or isinstance(stopped, LeaseLost) or self._resent(stopped):
+            return 0
+        if session.length is not None and self.start + body.received >= session.length:
+            return 0
+        room = write_behind.per_process() - write_behind.hints.running()
+        return max(0, min(write_behind.per_upload(), room))
 
     def _why_cut(self, body: Body, cap: int, remaining: int) -> TusError | None:
         """Why the body did not arrive whole, or None if it did."""
@@ -221,17 +249,21 @@ class Receiver:
             return
         if cut is not None:
             # The checksum cannot be verified, so nothing of this body is kept.
-            self.writer.forget(progress.pending)
+            self._forget(progress)
             raise type(cut)(f"{cut.message} Its Upload-Checksum cannot be verified, so none of its bytes were kept.")
         if hasher.digest() != checksum.digest:
-            self.writer.forget(progress.pending)
+            self._forget(progress)
             raise ChecksumMismatch()
 
-    def _keep(self, body: Body, progress: _Progress, cut: TusError | None) -> None:
+    def _keep(self, body: Body, progress: _Progress, cut: TusError | None, pipeline: PartPipeline) -> None:
         """Steps 3 and 4 of the invariant, then the cut's error if any."""
         session = self.session
         parts = [*session.parts, *progress.pending]
-        new_offset = committed(parts) + progress.fill
+        # Parts still on their way to S3 (write-behind) count: their bytes are
+        # in part files by the time the row says so.
+        flights = pipeline.in_flight
+        boundary = committed(parts) + len(flights) * session.part_size
+        new_offset = boundary + progress.fill
         if session.length is not None and new_offset == session.length and cut is None:
             self._load_tail(progress)
             self.writer.finish(parts, progress.buffer, progress.fill)
@@ -241,11 +273,16 @@ class Receiver:
         if self._resent(cut) and session.offset == self.start:
             # The request taking over sends these same bytes again: keeping
             # them would move the offset it resumes from (409 for it).
-            self.writer.forget(progress.pending)
+            self._forget(progress)
             logger.info("upload %s: handed over to a request resending from %d; kept nothing", session.id, self.start)
             raise UploadInterrupted(
                 "Another request for this upload resends it from where this one started; it took the upload over."
             )
+        if any(flight.part is not None for flight in flights):
+            self.writer.owe(flights, parts, boundary)
+            progress.pending.clear()
+            running = pipeline.hand_off()
+            write_behind.hints.give(session.id, {flight.number: flight.future for flight in running})
         if progress.pending:
             self._commit_pending(progress)
         if new_offset != session.offset or progress.cut_parts:
@@ -259,6 +296,15 @@ class Receiver:
 
     def _commit_pending(self, progress: _Progress) -> None:
         self.writer.commit_parts([*self.session.parts, *progress.pending])
+        progress.pending.clear()
+
+    def _forget(self, progress: _Progress) -> None:
+        """Nothing of this body is kept: the parts it cut are forgotten. Owed
+        parts that S3 now has are committed instead: they are the row's."""
+        owed = [part for part in progress.pending if part["number"] < progress.first_number]
+        if owed:
+            self.writer.commit_parts([*self.session.parts, *owed])
+        self.writer.forget([part for part in progress.pending if part["number"] >= progress.first_number])
         progress.pending.clear()
 
     def _load_tail(self, progress: _Progress) -> None:

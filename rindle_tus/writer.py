@@ -21,19 +21,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import metrics, signals
+from . import metrics, signals, write_behind
 from .buffers import Part
 from .conf import tus_settings
 from .exceptions import StorageError, TusTailMissing
 from .limits import check_node_room
 from .locking import Lease
 from .models import ConcatKind, State, TusSession, committed
-from .storage import S3Backend, S3Tail, TailMissing, TailStore, open_tail, tus_tail_path
+from .pipeline import Flight
+from .storage import PartFiles, S3Backend, S3Tail, TailMissing, TailStore, open_tail, tus_tail_path
 from .storage.s3 import is_no_such_upload
 
 logger = logging.getLogger("rindle_tus")
@@ -47,7 +49,15 @@ class Writer:
         self.lease = lease
         self.backend = backend or S3Backend()
         self.tail: TailStore = open_tail(session.id, self.backend)
+        # Parts of the tail waiting for S3 (write-behind): on this node's disk only.
+        self.part_files = PartFiles(session.id)
         self.node = tus_settings.NODE_NAME
+
+    @property
+    def writes_behind(self) -> bool:
+        """Whether a request may answer before S3 has the parts it cut: only
+        with the node-local tail, whose disk keeps them meanwhile."""
+        return not self.tail.remote and write_behind.per_upload() > 0
 
     # -- the row ---------------------------------------------------------------
 
@@ -62,12 +72,19 @@ class Writer:
         fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
         self.lease.stage(self.session, **fields)
 
-    def commit_parts(self, parts: list[dict[str, Any]]) -> None:
-        """Parts now in S3: the offset moves to the boundary after them, so the
-        old tail becomes debris the invariant ignores."""
+    def commit_parts(self, parts: list[dict[str, Any]], offset: int | None = None) -> None:
+        """Parts now in S3. The offset moves to the boundary after them when
+        they reach past it, so the old tail file becomes debris the invariant
+        ignores; parts that waited in part files were counted already, and
+        their files go. ``offset``: a later boundary (write-behind: parts
+        after these are in part files)."""
         started = time.perf_counter()
-        self.commit(parts=parts, offset=committed(parts))
+        before = len(self.session.parts)
+        self.commit(parts=parts, offset=max(self.session.offset, committed(parts), offset or 0))
         metrics.part_commit(time.perf_counter() - started)
+        if not self.tail.remote:
+            for part in parts[before:]:
+                self.part_files.drop(int(part["number"]))
 
     def declare_length(self, length: int) -> None:
         self.commit(length=length)
@@ -94,20 +111,27 @@ class Writer:
             raise TusTailMissing(session.id, self.node, session.tail_node, exc.detail) from exc
 
     def check_tail(self, body_may_grow_it: bool) -> None:
-        """Before a body is read: the tail holds what the row implies, and
-        this node may buffer more (``RINDLE_TUS_MAX_TAIL_BYTES``)."""
+        """Before a body is read: the tail holds what the row implies (its
+        owed parts whole, and the tail file's remainder), and this node may
+        buffer more (``RINDLE_TUS_MAX_TAIL_BYTES``)."""
+        session = self.session
         if not self.tail.remote and body_may_grow_it:
             check_node_room()
         with self.guarded():
-            self.tail.check(self.session.tail_length, self.session.implies_tail)
+            self.tail.check(session.tail_remainder, session.implies_tail)
+            if session.owed_parts:
+                if self.tail.remote:
+                    raise TailMissing("parts of the tail wait for S3 on the disk of the node that received them")
+                first = len(session.parts) + 1
+                self.part_files.check(range(first, first + session.owed_parts), session.part_size)
 
     def load_tail(self, part: Part) -> None:
-        """Put the committed tail's bytes at the start of ``part``."""
+        """Put the tail file's committed bytes at the start of ``part``."""
         # The lease must still be ours: once it lapsed, another request may
         # have replaced the tail (see store_tail).
         self.lease.confirm()
         with self.guarded():
-            self.tail.read_into(part, self.session.tail_length)
+            self.tail.read_into(part, self.session.tail_remainder)
 
     def store_tail(self, part: Part, length: int, unchanged: int) -> None:
         # A request that lost its lease (its process stalled past it) must not
@@ -149,6 +173,31 @@ class Writer:
     def send_part(self, number: int, part: Part) -> str:
         # Runs on a pipeline thread: S3 only, no database.
         return self.backend.upload_part(self.session.key, self.session.upload_id, number, part.body(part.capacity))
+
+    def send_owed(self, number: int) -> str:
+        """Part ``number`` from its part file: one an earlier request left
+        for S3 that no upload of this process is sending. Runs on a pipeline
+        thread: S3 only, no database."""
+        with self.part_files.open(number) as body:
+            return self.backend.upload_part(self.session.key, self.session.upload_id, number, body)
+
+    def owe(self, flights: list[Flight], parts: list[dict[str, Any]], boundary: int) -> None:
+        """Write-behind: ``flights`` go on to S3 after the request answers.
+        Those this request cut wait in part files, fsynced, before the row
+        counts them: ``parts`` (the ones S3 has) and the offset at
+        ``boundary``, past every part in flight, so the tail file holds no
+        byte the row counts and may be replaced. Only then are the uploads
+        left running, as hints for this upload's next request here."""
+        self.lease.confirm()
+        with self.guarded():
+            for flight in flights:
+                if flight.part is not None:
+                    self.part_files.store(flight.number, flight.part, flight.size)
+            self.part_files.sync()
+        if parts != self.session.parts:
+            self.commit_parts(parts, boundary)
+        else:
+            self.commit(offset=boundary)
 
     def copy_parts(self, sources: list[TusSession], ranges: Callable[[int], list[tuple[int, int]]]) -> None:
         """A final upload made of ``sources``' objects, copied server-side."""
@@ -236,9 +285,16 @@ class Writer:
         assert session.length is not None
         self.commit(state=State.COMPLETED, offset=session.length, completed_at=timezone.now(), last_error="")
         self.tail.delete()
+        self._drop_part_files()
         if session.concat != ConcatKind.PARTIAL:
             # A partial upload is material for a final one, not a file of its own.
             transaction.on_commit(lambda: signals.send_finished(session))
+
+    def _drop_part_files(self) -> None:
+        write_behind.hints.forget(self.session.id)
+        if not self.tail.remote:
+            for path in self.part_files.paths():
+                path.unlink(missing_ok=True)
 
     # -- the end of an upload --------------------------------------------------------
 
@@ -254,6 +310,7 @@ class Writer:
         # an earlier error (a failed upload's) is cleared.
         self.lease.commit(session, state=State.TERMINATED, last_error="")
         transaction.on_commit(lambda: signals.send_terminated(session))
+        write_behind.hints.forget(session.id)
         failures = (step.attempt(self.backend) for step in cleanup_steps(session, self.backend))
         errors = [str(exc) for exc in failures if exc is not None]
         if errors:
@@ -300,6 +357,10 @@ class CleanupStep:
         return None
 
 
+def _unlinker(path: Path) -> Callable[[S3Backend], None]:
+    return lambda backend: path.unlink(missing_ok=True)
+
+
 def cleanup_steps(session: TusSession, backend: S3Backend) -> list[CleanupStep]:
     """What freeing a terminated or expired upload's storage takes.
 
@@ -310,8 +371,9 @@ def cleanup_steps(session: TusSession, backend: S3Backend) -> list[CleanupStep]:
       upload at all. Deleting a key that holds nothing succeeds, so the rule
       needs no guess about which of these it was. An expired upload never
       completed and has no object.
-    - Its tails: the file on this node if there is one, and the shared tail
-      object once the upload could have one.
+    - Its tails: the file on this node if there is one, with the part
+      files of parts that waited there for S3 (write-behind), and the shared
+      tail object once the upload could have one.
     """
     steps: list[CleanupStep] = []
     key, upload_id = session.key, session.upload_id
@@ -322,6 +384,8 @@ def cleanup_steps(session: TusSession, backend: S3Backend) -> list[CleanupStep]:
     path = tus_tail_path(session.pk)
     if path.is_symlink() or path.exists():
         steps.append(CleanupStep(DELETE_TAIL, str(path), lambda b: path.unlink(missing_ok=True)))
+    for part_path in PartFiles(session.pk).paths():
+        steps.append(CleanupStep(DELETE_TAIL, str(part_path), _unlinker(part_path), "part file"))
     if tus_settings.TAIL_STORE == "s3" and upload_id:
         shared = S3Tail(session.pk, backend)
         steps.append(CleanupStep(DELETE_TAIL, shared.key, lambda b: shared.delete(), "shared tail"))

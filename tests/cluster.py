@@ -327,6 +327,11 @@ class Node:
     def upload_url(self, session_id: str) -> str:
         return f"{self.files_url}{session_id}"
 
+    def part_path(self, session_id: str, number: int) -> Path:
+        """Where this node keeps part ``number`` of a tail while it waits for S3."""
+        tail = self.tail_path(session_id)
+        return tail.with_name(f"{tail.name}.{number}.part")
+
     def tail_path(self, session_id: str) -> Path:
         from rindle_tus.storage import tus_tail_path
 
@@ -678,17 +683,20 @@ class Cluster:
         """The row describes a committed state that ``node`` can resume.
 
         Every committed part is a whole part, the offset is those parts plus a
-        tail, and the tail file on the node holding it is at least that long.
+        tail: whole parts waiting for S3 in part files on the node holding them
+        (write-behind), then the tail file, at least as long as the rest.
         Returns the offset.
         """
         row = self.row(session_id)
         sizes = [int(p["size"]) for p in row["parts"]]
         assert all(size == row["part_size"] for size in sizes), row
         assert [int(p["number"]) for p in row["parts"]] == list(range(1, len(sizes) + 1)), row
-        tail_length = row["offset"] - sum(sizes)
-        assert 0 <= tail_length < row["part_size"], row
-        if row["upload_id"] and (sizes or tail_length):
-            assert self.tail_size(session_id, node) >= tail_length, row
+        owed, remainder = divmod(row["offset"] - sum(sizes), row["part_size"])
+        assert 0 <= owed, row
+        for number in range(len(sizes) + 1, len(sizes) + 1 + owed):
+            assert node.part_path(session_id, number).stat().st_size == row["part_size"], row
+        if row["upload_id"] and (sizes or owed or remainder):
+            assert self.tail_size(session_id, node) >= remainder, row
         head = requests.head(node.upload_url(session_id), headers=TUS, timeout=HTTP_TIMEOUT)
         assert head.status_code == 200, head.text
         assert int(head.headers["Upload-Offset"]) == row["offset"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -189,6 +190,43 @@ def tus(s3: S3, db: None, tail_root: Path, client: Client) -> TusClient:
     return TusClient(client)
 
 
+class Gate:
+    """Holds every part upload of S3Backend until opened; counts those
+    started and those that ended (stored or failed)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = threading.Event()
+        self.started: list[int] = []
+        self.finished: list[int] = []
+        from rindle_tus.storage import S3Backend
+
+        original = S3Backend.upload_part
+
+        def gated(backend: S3Backend, key: str, upload_id: str, number: int, body: Any) -> str:
+            self.started.append(number)
+            try:
+                assert self.opened.wait(60), "the gate was never opened"
+                return original(backend, key, upload_id, number, body)
+            finally:
+                self.finished.append(number)
+
+        monkeypatch.setattr(S3Backend, "upload_part", gated)
+
+    def wait_finished(self, count: int) -> None:
+        for _ in range(600):
+            if len(self.finished) >= count:
+                return
+            threading.Event().wait(0.05)
+        raise AssertionError(f"only {len(self.finished)} part uploads ended")
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    gate = Gate(monkeypatch)
+    yield gate
+    gate.opened.set()
+
+
 @dataclass
 class LeaseWatch:
     """Times every lease renewal, and slows storage calls down, to show
@@ -228,6 +266,13 @@ def lease_watch(monkeypatch: pytest.MonkeyPatch) -> LeaseWatch:
 
     monkeypatch.setattr(locking, "_renew", timed)
     return watch
+
+
+def parts_held(session: Any) -> list[int]:
+    """The numbers of the parts the row counts: those committed, then those
+    still waiting for S3 in part files (write-behind)."""
+    first = len(session.parts) + 1
+    return [int(p["number"]) for p in session.parts] + list(range(first, first + session.owed_parts))
 
 
 def session_for(url: str) -> Any:

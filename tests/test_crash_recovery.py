@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from rindle_tus import write_behind
 from rindle_tus.locking import Lease
 from rindle_tus.models import State, TusSession
-from rindle_tus.storage import tus_tail_path
+from rindle_tus.storage import PartFiles, tus_part_path, tus_tail_path
 
-from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
+from .conftest import PART, S3, Gate, MiB, TusClient, parts_held, payload, session_for, sha256
 
 
 class Crash(BaseException):
@@ -94,7 +95,9 @@ def test_crash_after_parts_were_cut_before_the_tail_was_replaced(tus: TusClient,
     with pytest.raises(Crash):
         tus.patch(url, data[2 * MiB : PART + 3 * MiB], 2 * MiB)
     session = session_for(url)
-    assert session.offset == PART == session.committed_bytes
+    # The part is committed, or (write-behind) whole in its part file: either
+    # way the row no longer counts a byte of the tail file it was replacing.
+    assert session.offset == PART and parts_held(session) == [1] and session.tail_remainder == 0
     _resume(tus, url, data)
     assert s3.sha256(session.key) == sha256(data)
 
@@ -138,3 +141,87 @@ def test_failed_completion_stays_resumable(tus: TusClient, s3: S3, monkeypatch: 
     session.refresh_from_db()
     assert session.state == State.COMPLETED
     assert s3.sha256(session.key) == sha256(data)
+
+
+# -- write-behind: the parts a PATCH left on their way to S3 ------------------------
+
+
+def test_crash_after_the_part_files_before_the_row_counts_them(
+    tus: TusClient, s3: S3, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(2 * PART + MiB, seed=5)
+    url = tus.new(len(data))
+
+    def crash() -> None:
+        gate.opened.set()
+        raise Crash()
+
+    monkeypatch.setattr(PartFiles, "sync", staticmethod(crash))
+    with pytest.raises(Crash):
+        tus.patch(url, data[: PART + MiB], 0)
+    monkeypatch.undo()
+    session = session_for(url)
+    # Part 1's file is debris: the row never counted it.
+    assert session.offset == 0 and session.parts == []
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_crash_after_the_row_counts_the_part_files_before_the_new_offset(
+    tus: TusClient, s3: S3, gate: Gate, crash_on: Any
+) -> None:
+    data = payload(2 * PART + MiB, seed=6)
+    url = tus.new(len(data))
+    crash_on(lambda fields: "tail_node" in fields and fields.get("offset") == PART + MiB)
+    with pytest.raises(Crash):
+        tus.patch(url, data[: PART + MiB], 0)
+    session = session_for(url)
+    assert session.offset == PART and session.parts == [] and session.owed_parts == 1
+    assert tus_part_path(session.id, 1).read_bytes() == data[:PART]
+    # The process died with the upload of part 1: nothing of it is known here.
+    write_behind.hints.forget(session.id)
+    gate.opened.set()
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_crash_as_the_next_request_commits_the_part_left_for_s3(
+    tus: TusClient, s3: S3, gate: Gate, crash_on: Any
+) -> None:
+    data = payload(2 * PART + MiB, seed=7)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[: PART + MiB], 0).status_code == 204
+    gate.opened.set()
+    gate.wait_finished(1)
+    crash_on(lambda fields: bool(fields.get("parts")))
+    with pytest.raises(Crash):
+        tus.patch(url, data[PART + MiB : PART + 2 * MiB], PART + MiB)
+    session = session_for(url)
+    assert session.offset == PART + MiB and session.parts == [] and session.owed_parts == 1
+    write_behind.hints.forget(session.id)
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_crash_after_the_part_left_for_s3_was_committed_before_its_file_went(
+    tus: TusClient, s3: S3, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(2 * PART + MiB, seed=8)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[: PART + MiB], 0).status_code == 204
+    gate.opened.set()
+    gate.wait_finished(1)
+
+    def crash(files: PartFiles, number: int) -> None:
+        raise Crash()
+
+    monkeypatch.setattr(PartFiles, "drop", crash)
+    with pytest.raises(Crash):
+        tus.patch(url, data[PART + MiB : PART + 2 * MiB], PART + MiB)
+    monkeypatch.undo()
+    session = session_for(url)
+    # The part is committed; its file, still there, is debris.
+    assert [p["number"] for p in session.parts] == [1] and tus_part_path(session.id, 1).exists()
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+    assert not tus_part_path(session.id, 1).exists()

@@ -11,6 +11,8 @@ stand in its way (a holder gone from this machine is recognised at once).
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import threading
 
 import pytest
@@ -147,8 +149,9 @@ class _TailWatch(threading.Thread):
     def _writing(self) -> bool:
         if self.appended:
             return self.tail.exists() and self.tail.stat().st_size > self.old_size
-        prefix = self.tail.name + "."
-        return any(n.startswith(prefix) and n.endswith(".tmp") for n in os.listdir(self.tail.parent))
+        # The tail's own temp file, not a part file's (write-behind).
+        temp = re.compile(re.escape(self.tail.name) + r"\.\d+\.tmp")
+        return any(temp.fullmatch(n) for n in os.listdir(self.tail.parent))
 
     def _inode(self) -> int | None:
         try:
@@ -196,9 +199,12 @@ def test_kill_while_writing_the_tail(nodes: Cluster, appended: bool) -> None:
         # moved yet (or, frozen a moment late, has).
         assert row["parts"] == [] and row["offset"] in (MiB, end), row
     else:
-        assert [p["number"] for p in row["parts"]] == [1] and row["offset"] in (PART, end), row
+        # Part 1 committed, or waiting for S3 in its part file (write-behind):
+        # the row counts no byte of the tail file being replaced.
+        assert row["offset"] in (PART, end), row
+        assert len(row["parts"]) + (row["offset"] - len(row["parts"]) * PART) // PART == 1, row
     _restart_and_resume(nodes, url, data, row["offset"])
-    assert not tail.exists()
+    assert not tail.exists() and not node.part_path(session_id, 1).exists()
 
 
 def test_shared_tail_store_resumes_on_another_node_after_a_kill(nodes: Cluster) -> None:
@@ -221,7 +227,7 @@ def test_shared_tail_store_resumes_on_another_node_after_a_kill(nodes: Cluster) 
     nodes.assert_complete(session_id, data)
 
 
-def test_s3_cut_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
+def test_s3_cut_mid_patch_fails_with_5xx_or_keeps_the_parts_and_resumes(nodes: Cluster) -> None:
     node = nodes["node-a"]
     data = payload(3 * PART + MiB, seed=16)
     url = create(node.files_url, len(data))
@@ -230,13 +236,18 @@ def test_s3_cut_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
 
     # The second PATCH cuts two parts; S3 vanishes while the second one is on its way.
     nodes.relay.cut_after(PART + 2 * MiB)
-    failed = patch(url, data[MiB : 2 * PART], MiB)
+    answer = patch(url, data[MiB : 2 * PART], MiB)
 
-    assert 500 <= failed.status_code < 600
-    assert "storage_error" in failed.text
     assert nodes.relay.cuts >= 1
-    # Parts upload two at a time: the first may or may not have been committed.
-    assert nodes.assert_consistent(session_id, node) in (MiB, PART)
+    if answer.status_code == 204:
+        # Answered before S3 failed (write-behind): both parts wait in part
+        # files, and the row counts them.
+        assert int(answer.headers["Upload-Offset"]) == 2 * PART
+        assert nodes.assert_consistent(session_id, node) == 2 * PART
+    else:
+        assert 500 <= answer.status_code < 600 and "storage_error" in answer.text
+        # Parts upload two at a time: the first may or may not have been committed.
+        assert nodes.assert_consistent(session_id, node) in (MiB, PART)
     nodes.relay.restore()
     assert resume(url, data).status_code == 204
     nodes.assert_complete(session_id, data)
@@ -245,7 +256,9 @@ def test_s3_cut_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
 def test_s3_black_holed_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> None:
     """S3 takes the requests but never answers (no reset, no error): the PATCH
     gives up after the client's read timeout and retries, answers 5xx with a
-    reason, and the row still describes what was committed before."""
+    reason, and the row still describes what was committed before. With
+    write-behind the PATCH answers first, its part safe in a part file, and
+    the next request sends the part again once the silent upload gives up."""
     node = nodes["node-f"]
     data = payload(2 * PART + MiB, seed=19)
     url = create(node.files_url, len(data))
@@ -253,16 +266,22 @@ def test_s3_black_holed_mid_patch_fails_with_5xx_and_resumes(nodes: Cluster) -> 
     assert patch(url, data[:MiB], 0).status_code == 204
 
     nodes.relay.hold_after(0)
-    failed = patch(url, data[MiB : PART + 2 * MiB], MiB)
+    answer = patch(url, data[MiB : PART + 2 * MiB], MiB)
 
-    assert 500 <= failed.status_code < 600, failed.text
-    assert "storage_error" in failed.text
-    assert nodes.relay.held > 0
-    # S3 may hold the part; the app never heard of it, so the row does not either.
+    assert nodes.relay.wait_held() > 0
     row = nodes.row(session_id)
-    assert row["parts"] == [] and row["offset"] == MiB
+    if answer.status_code == 204:
+        # Write-behind: answered with part 1 in its part file, S3 still silent.
+        assert row["parts"] == [] and row["offset"] == PART + 2 * MiB
+        offset = PART + 2 * MiB
+    else:
+        assert 500 <= answer.status_code < 600 and "storage_error" in answer.text, answer.text
+        # S3 may hold the part; the app never heard of it, so the row does not either.
+        assert row["parts"] == [] and row["offset"] == MiB
+        offset = MiB
     nodes.relay.restore()
-    assert nodes.assert_consistent(session_id, node) == MiB
+    assert nodes.assert_consistent(session_id, node) == offset
+    # The resume sends part 1 again once the silent upload gives up.
     response = resume(url, data)
     assert response.status_code == 204, response.text
     nodes.assert_complete(session_id, data)
@@ -325,3 +344,75 @@ def test_client_disconnect_mid_body_keeps_what_arrived(nodes: Cluster, declared:
     assert offset == declared // 2
     assert resume(url, data).status_code == 204
     nodes.assert_complete(session_id, data)
+
+
+# -- write-behind: parts still on their way to S3 when the PATCH answered ----------------
+
+
+def _answered_with_parts_on_their_way(nodes: Cluster, data: bytes, sent: int) -> tuple[str, str]:
+    """A PATCH of ``sent`` bytes answered while S3 holds its answers to the
+    parts it cut: the row counts them, their bytes only in part files."""
+    node = nodes["node-f"]
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+    # The multipart upload is created first; the part uploads then wait for answers.
+    assert patch(url, data[:MiB], 0).status_code == 204
+    nodes.relay.hold_after(MiB)
+    response = patch(url, data[MiB:sent], MiB)
+    assert response.status_code == 204, response.text
+    assert int(response.headers["Upload-Offset"]) == sent
+    row = nodes.row(session_id)
+    assert row["parts"] == [] and row["offset"] == sent, row
+    for number in range(1, sent // PART + 1):
+        assert node.part_path(session_id, number).read_bytes() == data[(number - 1) * PART : number * PART]
+    return url, session_id
+
+
+def test_kill_while_parts_are_on_their_way_resumes_byte_exact_on_the_same_node(nodes: Cluster) -> None:
+    node = nodes["node-f"]
+    data = payload(3 * PART + 3 * MiB, seed=31)
+    url, session_id = _answered_with_parts_on_their_way(nodes, data, 2 * PART + MiB)
+    node.kill()
+    nodes.relay.restore()
+    # The restarted node finds no upload running for the parts: it sends them
+    # from their files, then the rest.
+    _restart_and_resume(nodes, url, data, 2 * PART + MiB)
+    assert not node.part_path(session_id, 1).exists() and not node.part_path(session_id, 2).exists()
+
+
+def test_kill_while_the_next_request_flushes_the_parts_resumes_byte_exact(nodes: Cluster) -> None:
+    """The next PATCH is sending the owed parts from their files (S3 holds
+    its answers again) when the node dies: the row still counts them, their
+    files are still there, and the resume sends them once more."""
+    node = nodes["node-f"]
+    data = payload(3 * PART + 3 * MiB, seed=32)
+    url, session_id = _answered_with_parts_on_their_way(nodes, data, PART + MiB)
+    node.kill()
+    nodes.relay.restore()
+    node.start()
+    node.wait_ready()
+    nodes.relay.hold_after(MiB)
+    request = open_patch(url, PART + MiB, len(data) - PART - MiB)
+    request.send(data[PART + MiB : 2 * PART])
+    nodes.relay.wait_held()
+    node.kill()
+    nodes.relay.restore()
+    request.close()
+    row = nodes.row(session_id)
+    assert row["parts"] == [] and row["offset"] == PART + MiB, row
+    _restart_and_resume(nodes, url, data, PART + MiB)
+
+
+def test_parts_on_their_way_with_the_upload_folder_gone_fail_loudly(nodes: Cluster) -> None:
+    node = nodes["node-f"]
+    data = payload(2 * PART + MiB, seed=33)
+    url, session_id = _answered_with_parts_on_their_way(nodes, data, PART + MiB)
+    node.kill()
+    nodes.relay.restore()
+    shutil.rmtree(node.tail_root)
+    node.start()
+    node.wait_ready()
+    response = patch(url, data[PART + MiB :], PART + MiB)
+    assert response.status_code == 503 and "tus_tail_missing" in response.text
+    row = nodes.row(session_id)
+    assert row["offset"] == PART + MiB and row["state"] == "receiving" and row["parts"] == [], row

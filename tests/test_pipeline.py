@@ -46,11 +46,13 @@ def test_failed_part_keeps_the_parts_before_it(tus: TusClient, s3: S3, monkeypat
 
 
 def test_part_commits_are_paced_when_a_commit_is_slow(
-    tus: TusClient, s3: S3, monkeypatch: pytest.MonkeyPatch
+    tus: TusClient, s3: S3, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     # A commit rewrites the whole parts list: with thousands of parts it takes
     # tens of milliseconds. The first part is committed at once; parts that
     # finish within SPACING x that time of the last commit wait for the next.
+    # (Without write-behind, so that the request ends with every part committed.)
+    settings.RINDLE_TUS_WRITE_BEHIND = 0
     original = Lease.commit
     committed: list[int] = []
 
@@ -75,9 +77,11 @@ def test_part_commits_are_paced_when_a_commit_is_slow(
 def test_the_lease_is_renewed_while_a_slow_part_uploads(
     tus: TusClient, s3: S3, settings: Any, lease_watch: LeaseWatch
 ) -> None:
-    # The request thread blocks on the part upload; S3 taking longer than the
-    # lease must not let another request take over a live one.
+    # The request thread blocks on the part upload (as it does without
+    # write-behind, or past RINDLE_TUS_WRITE_BEHIND parts); S3 taking longer
+    # than the lease must not let another request take over a live one.
     settings.RINDLE_TUS_LEASE_SECONDS = 0.6
+    settings.RINDLE_TUS_WRITE_BEHIND = 0
     lease_watch.slow_down(S3Backend, "upload_part")
     data = payload(PART + 5, seed=9)
     url = tus.new(len(data))

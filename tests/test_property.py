@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from rindle_tus.conf import tus_settings
 from rindle_tus.models import State
-from rindle_tus.storage import tus_tail_path
+from rindle_tus.storage import tus_part_path, tus_tail_path
 
 from .conftest import PART, S3, TusClient, payload, session_for, sha256
 
@@ -42,10 +43,16 @@ def _assert_invariant(tus: TusClient, url: str, data: bytes) -> int:
         return session.offset
     assert all(int(p["size"]) == session.part_size for p in session.parts)
     committed = session.committed_bytes
-    assert 0 <= session.offset - committed < session.part_size
+    # Whole parts waiting for S3 in part files (write-behind), then the tail file.
+    assert 0 <= session.owed_parts <= tus_settings.WRITE_BEHIND
+    for index in range(session.owed_parts):
+        number = len(session.parts) + 1 + index
+        start = committed + index * session.part_size
+        assert tus_part_path(session.id, number).read_bytes() == data[start : start + session.part_size]
     if session.implies_tail:
+        start = committed + session.owed_parts * session.part_size
         tail = tus_tail_path(session.id).read_bytes()
-        assert tail[: session.offset - committed] == data[committed : session.offset]
+        assert tail[: session.tail_remainder] == data[start : session.offset]
     return session.offset
 
 

@@ -1,5 +1,5 @@
-"""The tail sweep: this node's tail files (and their temp files) that no
-live session needs any more."""
+"""The tail sweep: this node's tail files (with their part files and temp
+files) that no live session needs any more."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from .report import DONE, FAILED, GONE, SWEEP_TAIL, WOULD, Report
 # A tail file whose session row cannot be found is left alone this long: the
 # row may still sit in a transaction the sweep cannot see yet.
 _UNSEEN_ROW_GRACE = timedelta(minutes=5)
-_TAIL_NAME = re.compile(r"(?P<id>[A-Za-z0-9_-]+)\.tail(?:\.\d+\.tmp)?")
+# A tail, a part file of one (``tus_part_path``), or the temp file of either.
+_TAIL_NAME = re.compile(r"(?P<id>[A-Za-z0-9_-]+)\.tail(?:\.\d+\.part)?(?:\.\d+\.tmp)?")
 
 
 def _is_active(session: TusSession, now: datetime) -> bool:
@@ -31,7 +32,7 @@ def _is_active(session: TusSession, now: datetime) -> bool:
 
 
 def session_id_of_tail(name: str) -> str | None:
-    """The session id a tail (or its temp file) is named after, or None."""
+    """The session id a tail (or its part file, or a temp file) is named after, or None."""
     match = _TAIL_NAME.fullmatch(name)
     if not match:
         return None

@@ -7,7 +7,7 @@ from ..conf import tus_settings
 from .base import TailMissing, TailStore
 from .s3 import S3Backend, get_storage, part_size_for
 from .shared_tail import S3Tail
-from .tail import Tail, tus_tail_path
+from .tail import PartFiles, Tail, tus_part_path, tus_tail_path
 
 
 def open_tail(session_id: str, backend: S3Backend | None = None) -> TailStore:
@@ -18,6 +18,7 @@ def open_tail(session_id: str, backend: S3Backend | None = None) -> TailStore:
 
 
 __all__ = [
+    "PartFiles",
     "S3Backend",
     "S3Tail",
     "Tail",
@@ -26,5 +27,6 @@ __all__ = [
     "get_storage",
     "open_tail",
     "part_size_for",
+    "tus_part_path",
     "tus_tail_path",
 ]

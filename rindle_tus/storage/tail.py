@@ -1,7 +1,10 @@
-"""The node-local tail: bytes of an upload that do not yet fill a part.
+"""The node-local tail: bytes of an upload not yet in a committed part.
 
-Invariant: the first ``session.tail_length`` bytes of the tail file are the
-upload's bytes ``[committed, offset)``. Anything after them is debris from an
+Invariant: the tail holds the upload's bytes ``[committed, offset)``. With
+write-behind, whole parts of it may still be on their way to S3 after the
+request that received them answered: each waits in a part file of its own
+(``tus_part_path``), and the first ``session.tail_remainder`` bytes of the
+tail file are the bytes after them. Anything after those is debris from an
 interrupted request and is cut off before use.
 """
 
@@ -10,13 +13,14 @@ from __future__ import annotations
 import base64
 import errno
 import functools
+import glob
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from ..conf import tus_settings
 from ..exceptions import DiskUnavailable, NodeFull
@@ -29,6 +33,7 @@ TAIL_DIRNAME = "tus"
 # The size of each read when a tail is copied into a part.
 COPY = 1024 * 1024
 TAIL_SUFFIX = ".tail"
+PART_SUFFIX = ".part"
 
 
 def tus_tail_path(session_id: str, *, root: str | os.PathLike[str] | None = None) -> Path:
@@ -40,6 +45,13 @@ def tus_tail_path(session_id: str, *, root: str | os.PathLike[str] | None = None
     base = Path(root if root is not None else tus_settings.TMP_DIR)
     name = base64.urlsafe_b64encode(session_id.encode("utf-8")).rstrip(b"=").decode("ascii")
     return base / TAIL_DIRNAME / f"{name}{TAIL_SUFFIX}"
+
+
+def tus_part_path(session_id: str, number: int, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where part ``number`` of the tail waits for S3 (write-behind): named
+    from ``tus_tail_path``, so whatever finds an upload's tail finds these."""
+    tail = tus_tail_path(session_id, root=root)
+    return tail.with_name(f"{tail.name}.{number}{PART_SUFFIX}")
 
 
 def tail_dir(root: str | os.PathLike[str] | None = None) -> Path:
@@ -213,6 +225,64 @@ class Tail:
     @_on_disk
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class PartFiles:
+    """The parts of one upload's tail that wait on this node's disk for S3
+    (write-behind), one file each, kept whole: written to a temp file,
+    fsynced and renamed, so a part file that exists holds the whole part."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    def path(self, number: int) -> Path:
+        return tus_part_path(self.session_id, number)
+
+    @_on_disk
+    def store(self, number: int, part: Part, length: int) -> None:
+        path = self.path(number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write(fd, part, 0, length)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    @staticmethod
+    @_on_disk
+    def sync() -> None:
+        """Make the renames of ``store`` durable: one directory fsync for a
+        request's parts, before the row names them."""
+        _fsync_dir(tail_dir())
+
+    @_on_disk
+    def check(self, numbers: range, size: int) -> None:
+        """The guard for the parts the row says wait here: each whole."""
+        for number in numbers:
+            try:
+                held = self.path(number).stat().st_size
+            except FileNotFoundError:
+                detail = f"the file of part {number}, waiting for S3 on the node that received it, is absent"
+                raise TailMissing(detail) from None
+            if held != size:
+                raise TailMissing(f"the file of part {number} holds {held} bytes, not {size}")
+
+    @_on_disk
+    def open(self, number: int) -> BinaryIO:
+        # The caller closes it once S3 has the part.
+        return open(self.path(number), "rb")
+
+    @_on_disk
+    def drop(self, number: int) -> None:
+        self.path(number).unlink(missing_ok=True)
+
+    def paths(self) -> list[Path]:
+        """Every part file of the upload on this node, whatever its number."""
+        tail = tus_tail_path(self.session_id)
+        return sorted(tail.parent.glob(f"{glob.escape(tail.name)}.*{PART_SUFFIX}"))
 
 
 def _write(fd: int, part: Part, start: int, end: int) -> None:

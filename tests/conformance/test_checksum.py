@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ..conftest import PART, S3, MiB, payload, sha256
+from ..conftest import PART, S3, MiB, parts_held, payload, sha256
 from .conftest import Tus, assert_bad_request, session_of, tail_bytes
 
 
@@ -119,7 +119,8 @@ def test_mismatch_over_a_body_spanning_several_parts_commits_no_part(server: Tus
 
 
 def test_mismatch_after_committed_parts_keeps_them_and_nothing_more(server: Tus, s3: S3) -> None:
-    """460 after earlier parts were committed leaves those parts and the offset exactly as they were."""
+    """460 after earlier parts were committed leaves those parts and the offset exactly as they were
+    (a part that waited for S3 in its part file may be committed meanwhile: it was the row's already)."""
     data = payload(3 * PART, seed=14)
     url = server.new(len(data))
     assert server.patch(url, data[: PART + 10], 0).status_code == 204
@@ -128,7 +129,7 @@ def test_mismatch_after_committed_parts_keeps_them_and_nothing_more(server: Tus,
     response = server.patch(url, body, PART + 10, headers=checksum("md5", body + b"x"))
     assert response.status_code == 460
     after = session_of(url)
-    assert (after.parts, after.offset) == (before.parts, PART + 10)
+    assert (parts_held(after), after.offset) == (parts_held(before), PART + 10)
     assert tail_bytes(url) == data[PART : PART + 10]
     assert server.patch(url, data[PART + 10 :], PART + 10).status_code == 204
     assert s3.sha256(session_of(url).key) == sha256(data)

@@ -85,6 +85,7 @@ def test_a_tmp_dir_that_does_not_exist_yet_is_made_and_passes(tmp_path: Any) -> 
         ("RINDLE_TUS_RETENTION", -1, "rindle_tus.E010"),
         ("RINDLE_TUS_ORPHAN_AGE", "1d", "rindle_tus.E011"),
         ("RINDLE_TUS_TAIL_SWEEP_AGE", 0, "rindle_tus.E012"),
+        ("RINDLE_TUS_WRITE_BEHIND", -1, "rindle_tus.E023"),
     ],
 )
 def test_invalid_values_have_stable_ids(setting: str, value: Any, check_id: str) -> None:
@@ -109,6 +110,7 @@ RULED = {
     "MAX_TAIL_BYTES": ("E018", True),
     "MAX_BODIES": ("E019", True),
     "MAX_APPEND_SIZE": ("E022", True),
+    "WRITE_BEHIND": ("E023", False),
 }
 
 

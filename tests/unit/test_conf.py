@@ -21,6 +21,7 @@ EXPECTED_DEFAULTS = {
     "MAX_MEMORY_PART": 16 * MiB,
     "READ_CHUNK_SIZE": MiB,
     "UPLOAD_CONCURRENCY": 2,
+    "WRITE_BEHIND": 2,
     "TAIL_STORE": "local",
     "METADATA_MAX_SIZE": 8192,
     "EXPIRATION": timedelta(hours=24),

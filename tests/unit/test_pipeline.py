@@ -68,7 +68,7 @@ def test_finished_yields_the_parts_done_without_waiting_for_the_others() -> None
     try:
         assert (_send(pipeline, 1), _send(pipeline, 2)) == ([], [])
         release[1].set()
-        _until(lambda: pipeline._in_flight[0][2].done())
+        _until(lambda: pipeline.in_flight[0].future.done())
         assert [r["number"] for r in pipeline.finished()] == [1]
         assert [r["number"] for r in pipeline.finished()] == []
         release[2].set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -14,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from rindle_tus import protocol, writer
+from rindle_tus import protocol, write_behind, writer
 from rindle_tus.body import Body
 from rindle_tus.exceptions import ChecksumMismatch, ClientGone, StorageError, TusTailMissing
 from rindle_tus.models import State, TusSession
 from rindle_tus.receiver import Receiver
-from rindle_tus.storage import Tail, tus_tail_path
+from rindle_tus.storage import PartFiles, Tail, tus_part_path, tus_tail_path
 from rindle_tus.writer import Writer, cleanup_steps
 
 MiB = 1024 * 1024
@@ -159,6 +160,8 @@ def local_tails(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     settings.RINDLE_TUS_TAIL_STORE = "local"
     settings.RINDLE_TUS_MAX_TAIL_BYTES = None
     settings.RINDLE_TUS_MAX_BODIES = None
+    # Parts are committed before the request ends (write-behind has tests of its own).
+    settings.RINDLE_TUS_WRITE_BEHIND = 0
     # Signals wait for the transaction; there is none here.
     monkeypatch.setattr(writer.transaction, "on_commit", lambda callback: callback())
     return tmp_path
@@ -330,3 +333,51 @@ def test_freeing_deletes_this_nodes_tail_file_when_there_is_one() -> None:
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x")
     assert (writer.DELETE_TAIL, str(path)) in list(steps(session))
+
+
+def test_with_write_behind_a_part_on_its_way_is_in_its_file_before_the_row_counts_it(
+    fake_s3: FakeS3, events: list[str], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.RINDLE_TUS_WRITE_BEHIND = 2
+    gate = threading.Event()
+    upload_part = fake_s3.upload_part
+
+    def held(key: str, upload_id: str, number: int, body: Any) -> str:
+        assert gate.wait(10)
+        return upload_part(key, upload_id, number, body)
+
+    monkeypatch.setattr(fake_s3, "upload_part", held)
+    store = PartFiles.store
+
+    def recorded(files: PartFiles, number: int, part: Any, length: int) -> None:
+        store(files, number, part, length)
+        events.append(f"part file {number}")
+
+    monkeypatch.setattr(PartFiles, "store", recorded)
+    session = new_session(None)
+    data = payload(PART + 1000)
+    try:
+        receive(session, fake_s3, events, data)
+        # The part file, then the row at the part's end (so the tail file holds
+        # nothing it counts), then the new tail, then the offset past it.
+        assert events[-4:] == [
+            "part file 1",
+            f"commit {{'offset': {PART}}}",
+            "tail 1000",
+            f"stage {{'offset': {PART + 1000}}}",
+        ]
+        assert session.parts == [] and session.owed_parts == 1 and fake_s3.parts == {}
+        assert tus_part_path(session.id, 1).read_bytes() == data[:PART]
+        gate.set()
+        for _ in range(500):
+            if not write_behind.hints.running():
+                break
+            threading.Event().wait(0.01)
+        receive(session, fake_s3, events, payload(10, seed=2))
+        # The next request committed the part its predecessor left running.
+        assert [p["number"] for p in session.parts] == [1] and fake_s3.parts[1] == data[:PART]
+        assert not tus_part_path(session.id, 1).exists()
+        assert tail_bytes(session) == data[PART:] + payload(10, seed=2)
+    finally:
+        gate.set()
+        write_behind.hints.forget(session.id)
