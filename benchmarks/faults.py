@@ -916,8 +916,12 @@ def markdown(faults: dict[str, Any]) -> list[str]:
         if len(row["patterns"]) > 1:
             lines.append(f"- fault {row['fault']}, {row['server']}: requests after the fault: "
                          + " | ".join(row["patterns"]))  # fmt: skip
+    return lines + heartbeat_markdown(faults)
+
+
+def heartbeat_markdown(faults: dict[str, Any]) -> list[str]:
     heartbeat = faults.get("heartbeat") or {}
-    lines += ["", "## Heartbeat cost", ""]
+    lines = ["", "## Heartbeat cost", ""]
     if faults.get("error") and not heartbeat:
         return [*lines, "Not measured (the fault measurements failed before).", ""]
     if heartbeat.get("skipped"):

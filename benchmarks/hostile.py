@@ -378,30 +378,16 @@ def stalled_bodies(
             patches.append(patch)
             patch.send(pieces(bench.seeds(1)[0], 0, settings.body))
         result["open_s"] = round(time.monotonic() - started, 2)
-
-        def state() -> tuple[list[RawPatch], list[RawPatch], list[RawPatch]]:
-            held, answered, pending = [], [], []
-            for p in patches:
-                if p.answer is None and not p.closed_unanswered and p.readable():
-                    p.read_answer(2.0)
-                if p.answer is not None or p.closed_unanswered:
-                    answered.append(p)
-                elif rows.lease(session_id_of(p.url))[0]:
-                    held.append(p)
-                else:
-                    pending.append(p)
-            return held, answered, pending
-
         deadline = time.monotonic() + settings.settle_s
         while time.monotonic() < deadline and not sampler.low_memory.is_set():
-            held, answered, pending = state()
+            held, answered, pending = _patch_states(patches, rows)
             if not pending:
                 break
             time.sleep(0.05)
         result["settle_s"] = round(time.monotonic() - started, 2)
         if not sampler.low_memory.is_set():
             time.sleep(settings.hold_s)
-        held, answered, pending = state()
+        held, answered, pending = _patch_states(patches, rows)
         result["window_end_s"] = round(time.monotonic() - started, 2)
         holders = [holder_pid(rows.lease(session_id_of(p.url))[1]) for p in held]
         result.update(
@@ -416,28 +402,7 @@ def stalled_bodies(
             f"{result['refused']} refused (503 busy), answered {result['answered']}, {len(pending)} pending"
         )
 
-        # The release: a HEAD on each upload (the server ends the stalled request and answers it), then the
-        # sockets are closed.
-        release_started = time.monotonic()
-        statuses: list[str] = []
-
-        def head(url: str) -> str:
-            connection = TusConnection(rindle.url, timeout=60)
-            try:
-                connection.head(url)
-                return "200"
-            except (TusFailure, OSError) as exc:
-                return str(exc)[:80]
-            finally:
-                connection.close()
-
-        with ThreadPoolExecutor(4) as pool:
-            statuses = list(pool.map(head, [p.url for p in held]))
-        result["head_s"] = round(time.monotonic() - release_started, 2)
-        for p in held:
-            p.read_answer(5.0)
-        result["released_answers"] = _count(_code(p.answer) if p.answer else "closed, no answer" for p in held)
-        result["heads"] = _count(statuses)
+        _release(rindle, held, result)
     finally:
         for p in patches:
             p.close()
@@ -448,6 +413,47 @@ def stalled_bodies(
     result["connections_left"] = 0 if connections_gone else _open_connections(rindle)
     result["release_s"] = round(time.monotonic() - started, 2)
     return result
+
+
+def _patch_states(patches: list[RawPatch], rows: Rows) -> tuple[list[RawPatch], list[RawPatch], list[RawPatch]]:
+    """The stalled PATCHes as (held: their upload's lease taken, answered or closed, pending)."""
+    held: list[RawPatch] = []
+    answered: list[RawPatch] = []
+    pending: list[RawPatch] = []
+    for p in patches:
+        if p.answer is None and not p.closed_unanswered and p.readable():
+            p.read_answer(2.0)
+        if p.answer is not None or p.closed_unanswered:
+            answered.append(p)
+        elif rows.lease(session_id_of(p.url))[0]:
+            held.append(p)
+        else:
+            pending.append(p)
+    return held, answered, pending
+
+
+def _release(rindle: RindleServer, held: list[RawPatch], result: dict[str, Any]) -> None:
+    """The release: a HEAD on each upload (the server ends the stalled request and answers it); the
+    caller closes the sockets."""
+    release_started = time.monotonic()
+
+    def head(url: str) -> str:
+        connection = TusConnection(rindle.url, timeout=60)
+        try:
+            connection.head(url)
+            return "200"
+        except (TusFailure, OSError) as exc:
+            return str(exc)[:80]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(head, [p.url for p in held]))
+    result["head_s"] = round(time.monotonic() - release_started, 2)
+    for p in held:
+        p.read_answer(5.0)
+    result["released_answers"] = _count(_code(p.answer) if p.answer else "closed, no answer" for p in held)
+    result["heads"] = _count(statuses)
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:

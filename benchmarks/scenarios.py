@@ -8,6 +8,7 @@ and its SHA-256 compared with the hash the client computed while sending
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import subprocess
@@ -20,12 +21,13 @@ from typing import Any, Protocol
 
 from boto3.s3.transfer import TransferConfig
 
-from .data import GeneratedReader, stream_sha256
+from .data import GeneratedReader, pieces, stream_sha256
 from .rss import RssPeak, RssSampler
 from .servers import PEER_DIR, S3
 from .tusclient import TusConnection, Uploaded, upload
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 
@@ -50,6 +52,12 @@ class Sizes:
     head_sessions: int
     head_concurrency: int
     big: int  # --big
+    # The everyday traffic (defaults, so that the sizes of an older result's JSON still load):
+    chunked: int = 256 * MiB  # scenario 5: one upload ...
+    chunked_patch: int = 512 * KiB  # ... in PATCHes of this size
+    small_count: int = 800  # scenario 6: files in all ...
+    small_size: int = 256 * KiB  # ... of this size, each a POST with its body and a HEAD ...
+    small_clients: int = 16  # ... by this many clients, each on one keep-alive connection
 
 
 FULL = Sizes(
@@ -71,11 +79,15 @@ QUICK = Sizes(
     head_sessions=4,
     head_concurrency=2,
     big=64 * MiB,
+    chunked=24 * MiB,
+    small_count=160,
 )
 
 
 def size_label(size: int) -> str:
-    return f"{size // GiB} GiB" if size % GiB == 0 else f"{size // MiB} MiB"
+    if size % GiB == 0:
+        return f"{size // GiB} GiB"
+    return f"{size // MiB} MiB" if size % MiB == 0 else f"{size // KiB} KiB" if size % KiB == 0 else f"{size:,} B"
 
 
 def titles(sizes: Sizes) -> dict[str, str]:
@@ -84,6 +96,9 @@ def titles(sizes: Sizes) -> dict[str, str]:
         "2": f"2. one {size_label(sizes.single)} upload, {sizes.patch:,}-byte PATCHes",
         "3": f"3. {sizes.concurrent_count} concurrent uploads of {size_label(sizes.concurrent_size)}",
         "4": f"4. {sizes.heads:,} HEADs on {sizes.head_sessions} live sessions",
+        "5": f"5. one {size_label(sizes.chunked)} upload, {sizes.chunked_patch:,}-byte PATCHes",
+        "6": f"6. {sizes.small_count:,} files of {size_label(sizes.small_size)} (POST with the body + HEAD), "
+        f"{sizes.small_clients} clients",
     }
 
 
@@ -94,8 +109,8 @@ class Measurement:
     server: str  # "limit", "rindle" or "peer"
     run: int
     seconds: float
-    amount: float  # bytes, or requests for scenario 4
-    unit: str  # "MiB/s" or "req/s"
+    amount: float  # bytes, requests for scenario 4, files for scenario 6
+    unit: str  # "MiB/s", "req/s" or "uploads/s"
     rss_total: int | None = None
     rss_single: int | None = None
     latencies_ms: dict[str, float] = field(default_factory=dict)
@@ -228,6 +243,7 @@ class Bench:
             "1": (1, sizes.single, None),
             "2": (1, sizes.single, sizes.patch),
             "3": (sizes.concurrent_count, sizes.concurrent_size, None),
+            "5": (1, sizes.chunked, sizes.chunked_patch),
         }[scenario]
 
         def body() -> tuple[float, list[Sent]]:
@@ -269,7 +285,7 @@ class Bench:
                 self.s3.delete(server.key_for(url), *server.extra_keys(url))
             setup.close()
         measurement = Measurement("4", "python", server.name, run, seconds, sizes.heads, "req/s")
-        measurement.latencies_ms = latencies
+        measurement.latencies_ms = _percentiles(latencies, HEAD_PERCENTILES)
         return _with_rss(measurement, sampler.peak)
 
     def _limit_heads(self, run: int) -> Measurement:
@@ -288,7 +304,61 @@ class Bench:
         finally:
             self.s3.delete(*keys)
         measurement = Measurement("4", "boto3", "limit", run, seconds, sizes.heads, "req/s")
-        measurement.latencies_ms = latencies
+        measurement.latencies_ms = _percentiles(latencies, HEAD_PERCENTILES)
+        return measurement
+
+    def small_files(self, server: Server, count: int) -> tuple[float, list[float], list[Sent]]:
+        """``count`` whole files, each one POST carrying its body (tus
+        creation-with-upload) and then a HEAD that must answer the whole length,
+        over the scenario's clients, each on one keep-alive connection.
+        Returns the seconds, each file's latency (ms) and what was sent."""
+        size = self.sizes.small_size
+        seeds = self.seeds(count)
+        done: list[Uploaded | None] = [None] * count
+
+        def one(i: int, connection: TusConnection) -> None:
+            digest = hashlib.sha256()
+            url = connection.create_with_body(seeds[i], size, digest)
+            offset = connection.head(url)
+            if offset != size:
+                raise AssertionError(f"HEAD {url} after a POST of the whole file answered offset {offset}, not {size}")
+            done[i] = Uploaded(url, seeds[i], size, digest.hexdigest())
+
+        seconds, latencies = _run_requests(
+            count, min(self.sizes.small_clients, count), lambda: TusConnection(server.url), one
+        )
+        return seconds, latencies, self._sent(server, [u for u in done if u is not None])
+
+    def small_files_scenario(self, server: Server | None, run: int) -> Measurement:
+        """Scenario 6; its limit PUTs the same objects with PutObject."""
+        if server is None:
+            return self._limit_small_files(run)
+        count = self.sizes.small_count
+        with RssSampler(server.pid) as sampler:
+            seconds, latencies, sent = self.small_files(server, count)
+        self.verify(sent)
+        measurement = Measurement("6", "python", server.name, run, seconds, count, "uploads/s")
+        measurement.latencies_ms = _percentiles(latencies, FILE_PERCENTILES)
+        return _with_rss(measurement, sampler.peak)
+
+    def _limit_small_files(self, run: int) -> Measurement:
+        """S3 PutObject of each whole file by as many boto3 threads as scenario 6 has
+        clients, sharing one client whose pool holds a connection for each."""
+        sizes = self.sizes
+        client = self.s3.transfer_client(2 * sizes.small_clients)
+        seeds = self.seeds(sizes.small_count)
+        sent: list[Sent | None] = [None] * len(seeds)
+
+        def put(i: int, _connection: None) -> None:
+            body = b"".join(pieces(seeds[i], 0, sizes.small_size))
+            key = f"limit-small/{seeds[i]}"
+            client.put_object(Bucket=self.s3.bucket, Key=key, Body=body)
+            sent[i] = Sent(key, [], hashlib.sha256(body).hexdigest(), seeds[i], sizes.small_size)
+
+        seconds, latencies = _run_requests(len(seeds), min(sizes.small_clients, len(seeds)), lambda: None, put)
+        self.verify([item for item in sent if item is not None])
+        measurement = Measurement("6", "boto3", "limit", run, seconds, len(seeds), "uploads/s")
+        measurement.latencies_ms = _percentiles(latencies, FILE_PERCENTILES)
         return measurement
 
 
@@ -297,10 +367,24 @@ class _NullHash:
         pass
 
 
+HEAD_PERCENTILES = (50, 99)
+FILE_PERCENTILES = (50, 95)
+
+
+def _percentiles(latencies: list[float], which: tuple[int, ...]) -> dict[str, float]:
+    """``{"p50": ..., ...}`` of sorted latencies (p50 the median)."""
+    found = {}
+    for p in which:
+        at = min(len(latencies) - 1, int(len(latencies) * p / 100))
+        found[f"p{p}"] = statistics.median(latencies) if p == 50 else latencies[at]
+    return found
+
+
 def _run_requests(
     total: int, concurrency: int, connect: Callable[[], Any], request: Callable[[int, Any], None]
-) -> tuple[float, dict[str, float]]:
-    """``total`` requests over ``concurrency`` threads, each with one connection."""
+) -> tuple[float, list[float]]:
+    """``total`` requests over ``concurrency`` threads, each with one connection;
+    the seconds of all, and each request's milliseconds, sorted."""
     latencies: list[float] = []
     lock = threading.Lock()
     counter = iter(range(total))
@@ -329,10 +413,7 @@ def _run_requests(
             future.result()
     seconds = time.perf_counter() - started
     latencies.sort()
-    return seconds, {
-        "p50": statistics.median(latencies),
-        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-    }
+    return seconds, latencies
 
 
 def _with_rss(measurement: Measurement, peak: RssPeak | None) -> Measurement:

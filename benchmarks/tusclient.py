@@ -2,7 +2,8 @@
 
 Each PATCH sends its headers (with an explicit Content-Length) and then the
 body piece by piece straight from the generator, hashing what it sends; the
-body is never assembled in memory. One keep-alive connection per upload.
+body is never assembled in memory, and neither is a creation-with-upload
+POST's (scenario 6). One keep-alive connection per upload.
 With ``draft=True`` the same requests speak the IETF resumable upload draft
 (interop version 8) instead: the same bytes, other headers.
 """
@@ -22,6 +23,14 @@ DRAFT = {"Upload-Draft-Interop-Version": "8"}
 
 class TusFailure(RuntimeError):
     pass
+
+
+# A header naming the request for the SQL count (``sqlcount.py``); the measured runs send none.
+KIND_HEADER = "X-Bench-Kind"
+
+
+def _kind(kind: str) -> dict[str, str]:
+    return {KIND_HEADER: kind} if kind else {}
 
 
 @dataclass
@@ -53,8 +62,8 @@ class TusConnection:
         response.read()
         return response
 
-    def create(self, length: int) -> str:
-        headers = {"Upload-Length": str(length), "Content-Length": "0"}
+    def create(self, length: int, *, kind: str = "") -> str:
+        headers = {"Upload-Length": str(length), "Content-Length": "0", **_kind(kind)}
         if self.draft:
             headers["Upload-Complete"] = "?0"
         response = self._request("POST", self.collection_url, headers)
@@ -65,23 +74,58 @@ class TusConnection:
             raise TusFailure("POST answered without a Location")
         return urljoin(self.collection_url, location)
 
-    def head(self, url: str) -> int:
-        response = self._request("HEAD", url, {})
+    def create_with_body(self, seed: int, size: int, digest: hashlib._Hash, *, kind: str = "") -> str:
+        """tus creation-with-upload: a POST carrying the whole ``size`` bytes of
+        the seed's stream; returns the upload's URL once the server took them all."""
+        conn = self.conn
+        conn.putrequest("POST", urlsplit(self.collection_url).path, skip_accept_encoding=True)
+        headers = {
+            **self.protocol,
+            "Upload-Length": str(size),
+            "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(size),
+            **_kind(kind),
+        }
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        try:
+            for piece in pieces(seed, 0, size):
+                digest.update(piece)
+                conn.send(piece)
+        except OSError:
+            pass  # the server may have answered early (an error) and closed: read why
+        response = conn.getresponse()
+        text = response.read()
+        if response.status != 201:
+            raise TusFailure(f"POST with a body answered {response.status}: {text[:200]!r}")
+        location = response.getheader("Location")
+        if not location:
+            raise TusFailure("POST answered without a Location")
+        offset = int(response.getheader("Upload-Offset") or -1)
+        if offset != size:
+            raise TusFailure(f"POST with {size} bytes answered Upload-Offset {offset}")
+        return urljoin(self.collection_url, location)
+
+    def head(self, url: str, *, kind: str = "") -> int:
+        response = self._request("HEAD", url, _kind(kind))
         if response.status != (204 if self.draft else 200):
             raise TusFailure(f"HEAD answered {response.status}")
         return int(response.getheader("Upload-Offset") or -1)
 
-    def delete(self, url: str) -> None:
-        response = self._request("DELETE", url, {"Content-Length": "0"})
+    def delete(self, url: str, *, kind: str = "") -> None:
+        response = self._request("DELETE", url, {"Content-Length": "0", **_kind(kind)})
         if response.status not in (204, 404, 410):
             raise TusFailure(f"DELETE answered {response.status}")
 
-    def patch(self, url: str, seed: int, start: int, end: int, digest: hashlib._Hash, *, last: bool = False) -> int:
+    def patch(
+        self, url: str, seed: int, start: int, end: int, digest: hashlib._Hash, *, last: bool = False, kind: str = ""
+    ) -> int:
         """Send bytes ``[start, end)`` of the seed's stream (the upload's last
         bytes if ``last``); return the new offset."""
         conn = self.conn
         conn.putrequest("PATCH", urlsplit(url).path, skip_accept_encoding=True)
-        headers = {**self.protocol, "Upload-Offset": str(start), "Content-Length": str(end - start)}
+        headers = {**self.protocol, "Upload-Offset": str(start), "Content-Length": str(end - start), **_kind(kind)}
         if self.draft:
             headers |= {"Content-Type": "application/partial-upload", "Upload-Complete": "?1" if last else "?0"}
         else:
