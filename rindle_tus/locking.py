@@ -163,6 +163,8 @@ class Lease:
         self._watches: list[Callable[[], TusError | None]] = []
         # Row fields written with the lease's next write (``stage``).
         self._staged: dict[str, Any] = {}
+        # What to do once the staged fields are in the row.
+        self._then: list[Callable[[], None]] = []
         self._released = False
         now = time.monotonic()
         self._seen = now
@@ -365,17 +367,26 @@ class Lease:
         self._staged = {}
         for name, value in fields.items():
             setattr(session, name, value)
+        self._written()
 
-    def stage(self, session: TusSession, **fields: Any) -> None:
+    def stage(self, session: TusSession, *, then: Callable[[], None] | None = None, **fields: Any) -> None:
         """``commit`` with the lease's next write instead of a statement of
         its own: the next ``commit``, or at the latest ``release``, which is
         still before the request answers. For a request's last write: the
         row is held until then, so no other request can read it in between
-        (a HEAD asks the holder to hand over first)."""
+        (a HEAD asks the holder to hand over first). ``then`` runs once the
+        fields are in the row (never, if that write fails)."""
         fields.setdefault("updated_at", timezone.now())
         self._staged.update(fields)
+        if then is not None:
+            self._then.append(then)
         for name, value in fields.items():
             setattr(session, name, value)
+
+    def _written(self) -> None:
+        callbacks, self._then = self._then, []
+        for callback in callbacks:
+            callback()
 
     def release(self, **fields: Any) -> None:
         """Give the session back (once: a second call does nothing); ``fields``
@@ -398,6 +409,7 @@ class Lease:
         )
         if fields and updated != 1:
             raise LeaseLost()
+        self._written()
 
 
 def arrive(session_id: str) -> int:

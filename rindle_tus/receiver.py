@@ -15,6 +15,13 @@ corrupt:
 4. when the offset reaches the length, the remainder is the last part and the
    multipart upload is completed.
 
+Write-behind (``write_behind``): at the end of a body that does not end the
+upload, up to ``RINDLE_TUS_WRITE_BEHIND`` parts may still be on their way to
+S3. They are written to part files of the tail first, the row then counts
+them (its offset at the boundary after them), and only then is the tail
+file replaced and the request answered; the uploads run on. The next
+request commits them in order before its own parts (``_adopt_owed``).
+
 Part commits of step 2 are paced (``_CommitPacer``): a commit rewrites the
 row's whole parts list, so with thousands of parts each costs tens of
 milliseconds, and parts that finish in quick succession are committed
@@ -189,7 +196,9 @@ class Receiver:
         def accept(parts: Any) -> None:
             for part in parts:
                 progress.pending.append(part)
-                if paced and pacer.due():
+                # A part an earlier request left for S3 has its bytes in its
+                # part file: its commit can wait for this request's next write.
+                if paced and part["number"] >= progress.first_number and pacer.due():
                     pacer.timed(lambda: self._commit_pending(progress))
                 self.lease.beat()
 
@@ -283,7 +292,11 @@ class Receiver:
             progress.pending.clear()
             running = pipeline.hand_off()
             write_behind.hints.give(session.id, {flight.number: flight.future for flight in running})
-        if progress.pending:
+        if progress.pending and not progress.cut_parts:
+            # Only parts an earlier request left: the tail file keeps its bytes.
+            self.writer.stage_parts([*session.parts, *progress.pending])
+            progress.pending.clear()
+        elif progress.pending:
             self._commit_pending(progress)
         if new_offset != session.offset or progress.cut_parts:
             unchanged = 0 if progress.cut_parts else progress.kept

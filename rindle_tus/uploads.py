@@ -318,6 +318,9 @@ def settled(session: TusSession) -> TusSession:
     client that sees offset == length stops, so it must be whole, or the
     HEAD answers the error and the client asks again later.
     """
+    if session.state == State.COMPLETED:
+        # Nothing can change a completed upload's offset: nothing to settle.
+        return session
     if not settle(session):
         session = get(session.id)
     if session.completion_pending:

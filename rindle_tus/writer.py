@@ -82,9 +82,19 @@ class Writer:
         before = len(self.session.parts)
         self.commit(parts=parts, offset=max(self.session.offset, committed(parts), offset or 0))
         metrics.part_commit(time.perf_counter() - started)
+        self._drop_parts([int(part["number"]) for part in parts[before:]])
+
+    def stage_parts(self, parts: list[dict[str, Any]]) -> None:
+        """``commit_parts`` for parts that waited in part files (their bytes
+        already counted), with the request's last write: their files go once
+        it is in the row."""
+        numbers = [int(part["number"]) for part in parts[len(self.session.parts) :]]
+        self.stage(parts=parts, then=lambda: self._drop_parts(numbers))
+
+    def _drop_parts(self, numbers: list[int]) -> None:
         if not self.tail.remote:
-            for part in parts[before:]:
-                self.part_files.drop(int(part["number"]))
+            for number in numbers:
+                self.part_files.drop(number)
 
     def declare_length(self, length: int) -> None:
         self.commit(length=length)

@@ -40,7 +40,7 @@ def crash_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[[di
                 fired["done"] = True
                 # Nothing of the write lands; the lease goes as a dead
                 # holder's would lapse, only sooner.
-                self._staged = {}
+                self._staged, self._then = {}, []
                 original_release(self)
                 raise Crash()
             original_release(self, **fields)

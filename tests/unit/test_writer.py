@@ -94,10 +94,12 @@ class FakeLease:
     def commit(self, session: TusSession, **fields: Any) -> None:
         self._write("commit", session, fields)
 
-    def stage(self, session: TusSession, **fields: Any) -> None:
+    def stage(self, session: TusSession, *, then: Callable[[], None] | None = None, **fields: Any) -> None:
         # The real lease writes these with its next write or its release,
         # both before the request answers; in order, that is here.
         self._write("stage", session, fields)
+        if then is not None:
+            then()
 
     def _write(self, how: str, session: TusSession, fields: dict[str, Any]) -> None:
         shown = {k: v for k, v in fields.items() if k in ("offset", "state", "upload_id", "length")}
