@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--big", action="store_true", help="also one 4 GiB single-PATCH upload to rindle")
     parser.add_argument("--profile", action="store_true", help="py-spy the rindle workers during one scenario 1")
+    parser.add_argument(
+        "--profile-scenario",
+        choices=("1", "5", "6"),
+        default="1",
+        help="what --profile samples: one scenario 1 upload (default), one scenario 5 upload or one scenario 6 batch",
+    )
     parser.add_argument("--js-all", action="store_true", help="tus-js-client in scenario 3 too")
     parser.add_argument("--part-size", type=int, default=8 * MiB)
     parser.add_argument("--workers", type=int, default=2 * cores, help="gunicorn workers (default 2 x cores)")
@@ -186,9 +192,10 @@ def plan(
     return steps
 
 
-def profile_rindle(bench: Bench, rindle: RindleServer, size: int, out: Path, stem: str) -> str | None:
-    """One scenario 1 upload with py-spy sampling every gunicorn worker twice over:
-    on-CPU samples only, and all samples (``--idle``: where the request's wall time goes)."""
+def profile_rindle(bench: Bench, rindle: RindleServer, scenario: str, out: Path, stem: str) -> str | None:
+    """One scenario 1 or 5 upload, or one scenario 6 batch, with py-spy sampling every
+    gunicorn worker twice over: on-CPU samples only, and all samples (``--idle``:
+    where the request's wall time goes)."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     assert rindle.pid is not None
     spies = {}
@@ -204,7 +211,14 @@ def profile_rindle(bench: Bench, rindle: RindleServer, size: int, out: Path, ste
         if spy.poll() is not None:
             log(f"py-spy could not attach: {spy.stderr.read().strip() if spy.stderr else ''}")
             return None
-    seconds, sent = bench.python_uploads(rindle, 1, size, None)
+    sizes = bench.sizes
+    if scenario == "6":
+        seconds, _, sent = bench.small_files(rindle, sizes.small_count)
+        what = f"{sizes.small_count} small files at {sizes.small_count / seconds:.1f} uploads/s"
+    else:
+        size, patch = (sizes.chunked, sizes.chunked_patch) if scenario == "5" else (sizes.single, None)
+        seconds, sent = bench.python_uploads(rindle, 1, size, patch)
+        what = f"{size_label(size)} upload at {size / MiB / seconds:.1f} MiB/s"
     for _raw, spy in spies.values():
         spy.send_signal(signal.SIGINT)
     for _raw, spy in spies.values():
@@ -214,8 +228,8 @@ def profile_rindle(bench: Bench, rindle: RindleServer, size: int, out: Path, ste
             spy.kill()
             spy.wait()
     bench.verify(sent)
-    log(f"profiled upload: {size / MiB / seconds:.1f} MiB/s (py-spy attached)")
-    return f"One {size_label(size)} single-PATCH upload at {size / MiB / seconds:.1f} MiB/s with py-spy attached."
+    log(f"profiled scenario {scenario}: {what} (py-spy attached)")
+    return f"Scenario {scenario}: {what}, with py-spy attached."
 
 
 def big_upload(bench: Bench, rindle: RindleServer, size: int, part_size: int) -> dict[str, Any]:
@@ -379,7 +393,7 @@ def measure_extras(
             log(f"the SQL count failed: {exc!r}")
     try:
         if args.profile:
-            extras.profile = profile_rindle(bench, rindle, plan_.sizes.single, plan_.out, plan_.stem)
+            extras.profile = profile_rindle(bench, rindle, args.profile_scenario, plan_.out, plan_.stem)
         if args.big:
             extras.big = big_upload(bench, rindle, plan_.sizes.big, args.part_size)
     except Exception as exc:  # noqa: BLE001 - reported, and the main results are still written
