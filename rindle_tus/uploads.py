@@ -44,9 +44,11 @@ def get(upload_id: str) -> TusSession:
     """The upload a URL names, if it can still be used."""
     if not is_session_id(upload_id):
         raise UploadNotFound()
-    session = TusSession.objects.filter(pk=upload_id).first()
-    if session is None:
-        raise UploadNotFound()
+    try:
+        # get(), not first(): a lookup by key needs no ORDER BY to compile and run.
+        session = TusSession.objects.get(pk=upload_id)
+    except TusSession.DoesNotExist:
+        raise UploadNotFound() from None
     if session.state in GONE_STATES or session.is_expired():
         message = session.last_error if session.state == State.FAILED and session.last_error else None
         raise UploadGone(message)

@@ -35,7 +35,7 @@ from .limits import check_node_room
 from .locking import Lease
 from .models import ConcatKind, State, TusSession, committed
 from .pipeline import Flight
-from .storage import PartFiles, S3Backend, S3Tail, TailMissing, TailStore, open_tail, tus_tail_path
+from .storage import PartFiles, S3Backend, S3Tail, Tail, TailMissing, TailStore, open_tail, tus_tail_path
 from .storage.s3 import is_no_such_upload
 
 logger = logging.getLogger("rindle_tus")
@@ -66,11 +66,12 @@ class Writer:
         fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
         self.lease.commit(self.session, **fields)
 
-    def stage(self, **fields: Any) -> None:
+    def stage(self, *, then: Callable[[], None] | None = None, **fields: Any) -> None:
         """``commit`` with the lease's next write (``Lease.stage``): for the
-        last write of a request, which then costs no statement of its own."""
+        last write of a request, which then costs no statement of its own;
+        ``then`` runs once the fields are in the row."""
         fields.setdefault("expires_at", timezone.now() + tus_settings.EXPIRATION)
-        self.lease.stage(self.session, **fields)
+        self.lease.stage(self.session, then=then, **fields)
 
     def commit_parts(self, parts: list[dict[str, Any]], offset: int | None = None) -> None:
         """Parts now in S3. The offset moves to the boundary after them when
@@ -128,12 +129,28 @@ class Writer:
         if not self.tail.remote and body_may_grow_it:
             check_node_room()
         with self.guarded():
+            if session.implies_tail and session.tail_remainder and isinstance(self.tail, Tail):
+                self._restore_tail()
             self.tail.check(session.tail_remainder, session.implies_tail)
             if session.owed_parts:
                 if self.tail.remote:
                     raise TailMissing("parts of the tail wait for S3 on the disk of the node that received them")
                 first = len(session.parts) + 1
                 self.part_files.check(range(first, first + session.owed_parts), session.part_size)
+
+    def _restore_tail(self) -> None:
+        """A tail file absent or shorter than the row implies, because a
+        request made it the file of the part it starts (``owe``) and stopped
+        before the row counted that part: the part file (after the owed
+        ones, so not counted) holds the tail's bytes first, and is the tail
+        again. Without one, the tail stays missing, for the guard to refuse."""
+        session = self.session
+        size = self.tail.size()
+        if size is not None and size >= session.tail_remainder:
+            return
+        after_owed = len(session.parts) + session.owed_parts + 1
+        if self.part_files.give_back(after_owed):
+            logger.warning("upload %s: the tail was in the file of part %d; restored", session.id, after_owed)
 
     def load_tail(self, part: Part) -> None:
         """Put the tail file's committed bytes at the start of ``part``."""
@@ -199,9 +216,17 @@ class Writer:
         byte the row counts and may be replaced. Only then are the uploads
         left running, as hints for this upload's next request here."""
         self.lease.confirm()
+        session = self.session
+        after_owed = len(session.parts) + session.owed_parts + 1
         with self.guarded():
             for flight in flights:
-                if flight.part is not None:
+                if flight.part is None:
+                    continue
+                if flight.number == after_owed and session.tail_remainder and isinstance(self.tail, Tail):
+                    # Its first bytes are the tail file's: that file becomes the part file.
+                    path = self.part_files.path(flight.number)
+                    self.tail.into_part(flight.part, flight.size, session.tail_remainder, path)
+                else:
                     self.part_files.store(flight.number, flight.part, flight.size)
             self.part_files.sync()
         if parts != self.session.parts:
@@ -291,9 +316,24 @@ class Writer:
             raise StorageError(message)
 
     def _mark_completed(self) -> None:
+        """The object is whole: the row says so with the request's last write
+        (the release), and only once it does are the tail and part files
+        dropped and the host told. A crash before that write leaves a row
+        every byte of which the object already holds: the next HEAD or the
+        reaper completes it again (``finish_pending``), or a client that
+        resends a small upload puts the same object again."""
         session = self.session
         assert session.length is not None
-        self.commit(state=State.COMPLETED, offset=session.length, completed_at=timezone.now(), last_error="")
+        self.stage(
+            state=State.COMPLETED,
+            offset=session.length,
+            completed_at=timezone.now(),
+            last_error="",
+            then=self._completed,
+        )
+
+    def _completed(self) -> None:
+        session = self.session
         self.tail.delete()
         self._drop_part_files()
         if session.concat != ConcatKind.PARTIAL:

@@ -225,3 +225,91 @@ def test_crash_after_the_part_left_for_s3_was_committed_before_its_file_went(
     _resume(tus, url, data)
     assert s3.sha256(session.key) == sha256(data)
     assert not tus_part_path(session.id, 1).exists()
+
+
+# -- write-behind: the tail file made the file of the part it starts ----------------
+
+
+def test_the_tail_file_becomes_the_part_file_of_the_part_it_starts(tus: TusClient, s3: S3, gate: Gate) -> None:
+    data = payload(2 * PART + MiB, seed=9)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[:MiB], 0).status_code == 204
+    session = session_for(url)
+    inode = tus_tail_path(session.id).stat().st_ino
+    assert tus.patch(url, data[MiB : PART + MiB], MiB).status_code == 204
+    # Part 1's first MiB was not written again: the tail file was completed and renamed.
+    assert tus_part_path(session.id, 1).stat().st_ino == inode
+    assert tus_part_path(session.id, 1).read_bytes() == data[:PART]
+    assert tus_tail_path(session.id).read_bytes() == data[PART : PART + MiB]
+    gate.opened.set()
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_crash_after_the_tail_file_became_a_part_file_before_the_row_counts_it(
+    tus: TusClient, s3: S3, gate: Gate, crash_on: Any
+) -> None:
+    data = payload(2 * PART + MiB, seed=10)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[:MiB], 0).status_code == 204
+    def counts_part_1(fields: dict[str, Any]) -> bool:
+        # The commit that would count part 1 (at its boundary, before the new
+        # tail). Its upload may end: the process dies waiting for nothing.
+        if fields.get("offset") == PART and "tail_node" not in fields:
+            gate.opened.set()
+            return True
+        return False
+
+    crash_on(counts_part_1)
+    with pytest.raises(Crash):
+        tus.patch(url, data[MiB : PART + 2 * MiB], MiB)
+    session = session_for(url)
+    assert session.offset == MiB and session.owed_parts == 0 and session.tail_remainder == MiB
+    # The tail file is part 1's file now, which the row does not count; an
+    # empty one took its name.
+    assert tus_tail_path(session.id).read_bytes() == b""
+    assert tus_part_path(session.id, 1).read_bytes() == data[:PART]
+    write_behind.hints.forget(session.id)
+    # The resume finds the tail in that file, not a missing tail.
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_crash_after_the_row_counts_the_renamed_tail_before_the_new_tail(
+    tus: TusClient, s3: S3, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rindle_tus.storage import Tail
+
+    data = payload(2 * PART + MiB, seed=11)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[:MiB], 0).status_code == 204
+
+    def crash(tail: Tail, *args: Any) -> None:
+        raise Crash()
+
+    monkeypatch.setattr(Tail, "store", crash)
+    with pytest.raises(Crash):
+        tus.patch(url, data[MiB : PART + 2 * MiB], MiB)
+    monkeypatch.undo()
+    session = session_for(url)
+    # Part 1 is counted, in its file; the tail after it is empty, as its file is.
+    assert session.offset == PART and session.owed_parts == 1 and session.tail_remainder == 0
+    assert tus_tail_path(session.id).read_bytes() == b""
+    write_behind.hints.forget(session.id)
+    gate.opened.set()
+    _resume(tus, url, data)
+    assert s3.sha256(session.key) == sha256(data)
+
+
+def test_no_tail_file_and_no_part_file_to_find_it_in_is_still_a_missing_tail(
+    tus: TusClient, gate: Gate
+) -> None:
+    data = payload(2 * PART, seed=12)
+    url = tus.new(len(data))
+    assert tus.patch(url, data[:MiB], 0).status_code == 204
+    session = session_for(url)
+    tus_tail_path(session.id).unlink()
+    response = tus.patch(url, data[MiB : 2 * MiB], MiB)
+    assert response.status_code == 503 and b"tus_tail_missing" in response.content
+    session.refresh_from_db()
+    assert session.offset == MiB

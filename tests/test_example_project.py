@@ -11,6 +11,7 @@ import requests
 from django.test import Client
 
 from example_project.uploads.models import FinishedUpload
+from rindle_tus import signals
 
 from .conftest import S3, MiB, TusClient, payload, session_for, sha256
 
@@ -77,3 +78,11 @@ def test_home_page_points_uppy_at_the_tus_endpoint(client: Client) -> None:
     html = client.get("/").content.decode()
     assert 'data-endpoint="/files/"' in html
     assert 'src="/static/example/upload.js"' in html
+
+
+def test_a_finished_upload_delivered_twice_is_recorded_once(tus: TusClient, s3: S3) -> None:
+    data = payload(300 * 1024, seed=3)
+    session = session_for(tus.upload(data, metadata={"filename": b"twice.bin"}))
+    assert s3.sha256(session.key) == sha256(data)
+    signals.send_finished(session)
+    assert FinishedUpload.objects.filter(session_id=session.id).count() == 1

@@ -70,7 +70,8 @@ def _reap_session(session: TusSession, lease: Lease, backend: S3Backend, report:
             # Every byte arrived and only completion failed: finish it rather
             # than throw the upload away.
             _complete(session, lease, backend, report)
-            session.refresh_from_db()
+            # The writer keeps ``session`` as the row is (or will be, with the
+            # release that writes the completion).
             if session.state == State.COMPLETED:
                 _release(session, lease, report, COMPLETE)
                 return

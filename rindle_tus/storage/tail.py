@@ -194,6 +194,10 @@ class Tail:
     def replace(self, part: Part | None, length: int) -> None:
         """Atomically make ``part``'s first ``length`` bytes the whole tail:
         temp file, fsync, rename."""
+        self._replace(part, length)
+        _fsync_dir(self.path.parent)
+
+    def _replace(self, part: Part | None, length: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -204,7 +208,6 @@ class Tail:
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
 
     @_on_disk
     def append(self, part: Part, length: int, at: int) -> None:
@@ -221,6 +224,20 @@ class Tail:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    @_on_disk
+    def into_part(self, part: Part, length: int, at: int, path: Path) -> None:
+        """Write-behind, for the part whose first ``at`` bytes the tail file
+        holds: append ``part``'s bytes ``[at, length)``, fsync, and rename the
+        file to the part file ``path``, instead of writing those ``at`` bytes
+        a second time. A crash between the two renames leaves no tail file:
+        ``PartFiles.give_back`` restores it from the part file."""
+        self.append(part, length, at)
+        os.replace(self.path, path)
+        # A tail file again at once, empty: the row may count the part
+        # before the remainder is written, and a tail it implies is never absent.
+        # The caller's ``PartFiles.sync`` makes both renames durable.
+        self._replace(None, 0)
 
     @_on_disk
     def delete(self) -> None:
@@ -278,6 +295,20 @@ class PartFiles:
     @_on_disk
     def drop(self, number: int) -> None:
         self.path(number).unlink(missing_ok=True)
+
+    @_on_disk
+    def give_back(self, number: int) -> bool:
+        """Part ``number``'s file, which the row does not count, back as the
+        tail file (renamed: see ``Tail.into_part``); False if there is none.
+        Any part file holds the upload's bytes from the same place the tail
+        starts, so its first bytes are the tail's."""
+        tail = tus_tail_path(self.session_id)
+        try:
+            os.replace(self.path(number), tail)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(tail.parent)
+        return True
 
     def paths(self) -> list[Path]:
         """Every part file of the upload on this node, whatever its number."""
