@@ -124,17 +124,25 @@ def test_kill_after_a_part_upload_before_its_commit(nodes: Cluster) -> None:
 
 
 class _TailWatch(threading.Thread):
-    """Freeze the node the moment its tail write shows on disk: the temp file
-    of an atomic replace exists, or the tail grows past its old size. If the
-    replace is over (the tail is a new file) before a look caught it, give up."""
+    """Freeze the node the moment its tail write shows on disk:
 
-    def __init__(self, node: Node, session_id: str, appended: bool) -> None:
+    - ``append``: the tail grows past its old size;
+    - ``into-part``: the tail file, completed into part 1, has been renamed
+      to that part's file and the empty tail's temp file exists (no tail file);
+    - ``atomic-replace``: the temp file of the remainder's atomic replace
+      exists beside a tail file (the old one, or the empty one into-part left).
+
+    If the write is over (the tail holds the remainder) before a look caught
+    it, give up."""
+
+    def __init__(self, node: Node, session_id: str, mode: str) -> None:
         super().__init__(daemon=True)
         self.node = node
         self.tail = node.tail_path(session_id)
-        self.appended = appended
+        self.mode = mode
         stat = self.tail.stat()
         self.old_size, self.old_inode = stat.st_size, stat.st_ino
+        self.temp = re.compile(re.escape(self.tail.name) + r"\.\d+\.tmp")
         self.caught = False
 
     def run(self) -> None:
@@ -143,39 +151,56 @@ class _TailWatch(threading.Thread):
                 self.node.freeze()
                 self.caught = True
                 return
-            if not self.appended and self._inode() not in (None, self.old_inode):
+            if self.mode != "append" and self._replaced():
                 return
 
     def _writing(self) -> bool:
-        if self.appended:
+        if self.mode == "append":
             return self.tail.exists() and self.tail.stat().st_size > self.old_size
+        before = self._stat()
         # The tail's own temp file, not a part file's (write-behind).
-        temp = re.compile(re.escape(self.tail.name) + r"\.\d+\.tmp")
-        return any(temp.fullmatch(n) for n in os.listdir(self.tail.parent))
+        if not any(self.temp.fullmatch(n) for n in os.listdir(self.tail.parent)):
+            return False
+        after = self._stat()
+        if self.mode == "into-part":
+            return after is None
+        # One tail file throughout the look: the temp file seen is the
+        # remainder's, not that of the empty tail taking the name.
+        return before is not None and after is not None and before.st_ino == after.st_ino
 
-    def _inode(self) -> int | None:
+    def _replaced(self) -> bool:
+        stat = self._stat()
+        if stat is None or stat.st_ino == self.old_inode:
+            return False
+        # The remainder of atomic-replace is never empty; into-part's empty tail is done.
+        return self.mode == "into-part" or stat.st_size > 0
+
+    def _stat(self) -> os.stat_result | None:
         try:
-            return self.tail.stat().st_ino
+            return self.tail.stat()
         except FileNotFoundError:
             return None
 
 
-@pytest.mark.parametrize("appended", [pytest.param(True, id="append"), pytest.param(False, id="atomic-replace")])
-def test_kill_while_writing_the_tail(nodes: Cluster, appended: bool) -> None:
+@pytest.mark.parametrize("mode", ["append", "into-part", "atomic-replace"])
+def test_kill_while_writing_the_tail(nodes: Cluster, mode: str) -> None:
     """The tail write is too quick to aim a kill at from outside: the node is
     frozen (SIGSTOP) the instant the write shows on disk, then killed, so the
     disk and the row are exactly as a crash there leaves them. A watch that
     comes too late lets the PATCH finish and tries again on a new upload."""
     node = nodes["node-f"]
+    appended = mode == "append"
     for attempt in range(5):
-        data = payload(2 * PART + 3 * MiB, seed=20 * attempt + appended)
+        data = payload(2 * PART + 3 * MiB, seed=20 * attempt + len(mode))
         url = create(node.files_url, len(data))
         session_id = session_id_of(url)
         assert patch(url, data[:MiB], 0).status_code == 204
-        # Append: no part is cut, the new bytes go after the old tail. Replace:
-        # a part is cut and the remainder replaces the tail through a temp file.
-        end = 4 * MiB if appended else PART + 4 * MiB
-        watch = _TailWatch(node, session_id, appended)
+        # Append: no part is cut, the new bytes go after the old tail. Into-part:
+        # the body ends with part 1, still on its way to S3 as the PATCH ends,
+        # so the tail file becomes its part file. Atomic-replace: a part is cut
+        # and the remainder replaces the tail through a temp file.
+        end = {"append": 4 * MiB, "into-part": PART, "atomic-replace": PART + 4 * MiB}[mode]
+        watch = _TailWatch(node, session_id, mode)
         watch.start()
         request = open_patch(url, MiB, end - MiB)
         request.send(data[MiB:end])
@@ -198,6 +223,14 @@ def test_kill_while_writing_the_tail(nodes: Cluster, appended: bool) -> None:
         # Frozen while writing or syncing the new bytes: the offset has not
         # moved yet (or, frozen a moment late, has).
         assert row["parts"] == [] and row["offset"] in (MiB, end), row
+    elif mode == "into-part":
+        # The row has not counted part 1 (or, frozen a moment late, counts it
+        # waiting in its file): either way the bytes are in part 1's file, and
+        # the tail file is absent or the empty one. Uncounted, the resume takes
+        # the tail back from that file.
+        assert row["parts"] == [] and row["offset"] in (MiB, PART), row
+        assert node.part_path(session_id, 1).stat().st_size == PART
+        assert not tail.exists() or tail.stat().st_size == 0
     else:
         # Part 1 committed, or waiting for S3 in its part file (write-behind):
         # the row counts no byte of the tail file being replaced.
