@@ -63,3 +63,10 @@ if [ -f "$page/package.json" ]; then
     echo "$bwant" > "$bstamp"
   fi
 fi
+
+# How the scripts run pytest: in RINDLE_TEST_WORKERS processes at once
+# (pytest-xdist; 0 runs in this one), each test file whole in one of them, so
+# a module's servers and cluster start once; each process has its own
+# database, SeaweedFS, ports and tail folder (tests/settings.py, conftest.py).
+# The ten slowest tests are listed at the end.
+PYTEST_RUN=(-n "${RINDLE_TEST_WORKERS:-3}" --dist loadfile --durations=10)

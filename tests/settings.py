@@ -78,6 +78,10 @@ MEDIA_URL = "/media/"
 STATICFILES_DIRS = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "example_project/static")]
 
 RINDLE_TUS_PART_SIZE = 5 * 1024 * 1024
+# A tail folder of this test process's own: the suite runs in several
+# processes at once (pytest-xdist), and the tail sweep, the node's tail bytes
+# and the tails of one must never be another's.
+RINDLE_TUS_TMP_DIR = os.path.join(tempfile.gettempdir(), f"rindle-tus-tests-{os.getpid()}-tmp")
 RINDLE_TUS_NODE_NAME = "test-node"
 
 CORS_ALLOWED_ORIGINS = ["http://app.example"]
