@@ -16,7 +16,9 @@ the README for gunicorn's ``child_exit`` hook).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -224,9 +226,36 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse("prometheus_client is not installed (pip install 'rindle-tus[metrics]').\n",
                             status=501, content_type="text/plain; charset=utf-8")
     registry = prometheus_client.REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
         from prometheus_client import multiprocess
 
+        _forget_dead_processes(folder)
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return HttpResponse(prometheus_client.generate_latest(registry), content_type=prometheus_client.CONTENT_TYPE_LATEST)
+
+
+_LIVE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db")
+
+
+def _forget_dead_processes(folder: str) -> None:
+    """The live gauges (``rindle_tus_active_patches``) of a worker process
+    that is gone stop counting. gunicorn's ``child_exit`` hook does this as a
+    worker exits; uvicorn has none, and a killed worker's last figures would
+    count for ever. The folder is this machine's, so its pids are too."""
+    from prometheus_client import multiprocess
+
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for pid in {int(match[1]) for match in map(_LIVE_FILE.fullmatch, names) if match}:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            # Two scrapes at once may both find it: the second finds nothing to remove.
+            with contextlib.suppress(FileNotFoundError):
+                multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, another user's

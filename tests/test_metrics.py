@@ -4,6 +4,8 @@ node and of a uvicorn node (prometheus_client's multiprocess mode)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -12,8 +14,8 @@ import requests
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from .cluster import Cluster, create, patch
-from .conftest import PART, S3, TusClient, payload, session_for, sha256
+from .cluster import Cluster, create, open_patch, patch, session_id_of, wait_until
+from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,6 +86,32 @@ def test_the_view_serves_the_exposition(tus: TusClient, client: Any) -> None:
 
 def test_the_example_serves_metrics_to_this_machine_and_staff_only(client: Any, db: None) -> None:
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+
+
+def test_a_killed_uvicorn_worker_stops_counting_the_body_it_was_reading(nodes: Cluster) -> None:
+    """uvicorn has no hook for a worker that dies: the scrape itself forgets
+    the live gauges of processes that are gone."""
+    node = nodes["node-u"]
+
+    def active() -> float:
+        response = requests.get(f"{node.url}/metrics", timeout=30)
+        assert response.status_code == 200, response.text
+        return _scrape(response.text).get(("rindle_tus_active_patches", ()), 0.0)
+
+    data = payload(3 * MiB, seed=47)
+    url = create(node.files_url, len(data))
+    session_id = session_id_of(url)
+    request = open_patch(url, 0, len(data))
+    request.send(data[:MiB])
+    row = wait_until(lambda: (r := nodes.row(session_id))["lease_holder"] and r, 30, "the PATCH to take the lease")
+    wait_until(lambda: active() >= 1, 30, "the body to count as active")
+    os.kill(node.holder_pid(row), signal.SIGKILL)
+    request.close()
+    wait_until(lambda: active() == 0, 30, "the killed worker's body to stop counting")
+    # The upload goes on from what the row kept.
+    offset = int(requests.head(url, headers={"Tus-Resumable": "1.0.0"}, timeout=30).headers["Upload-Offset"])
+    assert patch(url, data[offset:], offset).status_code == 204
+    nodes.assert_complete(session_id, data)
 
 
 @pytest.mark.parametrize("node_name", ["node-a", "node-u"], ids=["gunicorn", "uvicorn"])
