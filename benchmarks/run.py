@@ -163,6 +163,10 @@ def log(message: str) -> None:
 
 def describe(m: Measurement) -> str:
     rss = "" if m.rss_total is None else f"  peak RSS {m.rss_total / MiB:.0f} MiB"
+    if m.cpu_seconds is not None:
+        per = "MiB" if m.unit == "MiB/s" else m.unit.removesuffix("/s")
+        amount = m.amount / MiB if m.unit == "MiB/s" else m.amount
+        rss += f"  server CPU {m.cpu_seconds * 1000 / amount:.2f} ms/{per}"
     return f"run {m.run}  scenario {m.scenario}  {m.client:<13} {m.server:<6} {m.value:8.1f} {m.unit}{rss}"
 
 

@@ -113,6 +113,7 @@ class Measurement:
     unit: str  # "MiB/s", "req/s" or "uploads/s"
     rss_total: int | None = None
     rss_single: int | None = None
+    cpu_seconds: float | None = None  # the server's CPU time (its process tree) during the measurement
     latencies_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -420,4 +421,5 @@ def _with_rss(measurement: Measurement, peak: RssPeak | None) -> Measurement:
     if peak is not None:
         measurement.rss_total = peak.total
         measurement.rss_single = peak.single
+        measurement.cpu_seconds = peak.cpu
     return measurement

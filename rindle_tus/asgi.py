@@ -64,6 +64,9 @@ class ReceiveStream:
     view's thread. Nothing is read ahead: each read that finds the buffer
     empty awaits one more message on the event loop."""
 
+    # A read returns what one message brought, never waiting for more (see ``body.Body``).
+    partial_reads = True
+
     def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
         self._receive = receive
         self._loop = loop

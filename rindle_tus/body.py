@@ -1,10 +1,13 @@
 """A request body as the receiver reads it.
 
-* Reads are bounded and sized to the client's pace. A server's read returns
-  only once it has all it was asked for (gunicorn's does), so asking a slow
-  client for a whole MiB would hide its progress for minutes: the size
-  doubles while reads come back full and quickly, and halves while they take
-  long, between ``MIN_READ`` and ``RINDLE_TUS_READ_CHUNK_SIZE``.
+* Reads are bounded and sized to the client's pace. A server's read may
+  return only once it has all it was asked for (gunicorn's own does), so
+  asking a slow client for a whole MiB would hide its progress for minutes:
+  the size doubles while reads come back full and quickly, and halves while
+  they take long, between ``MIN_READ`` and ``RINDLE_TUS_READ_CHUNK_SIZE``. A
+  stream whose reads return what has arrived (``partial_reads``: the socket
+  under gunicorn, ``socket_body``; the ASGI entry point's) is asked for
+  ``RINDLE_TUS_READ_CHUNK_SIZE`` at once.
 * The stalled-body rule (``stall``): a read that waits ``RINDLE_TUS_BODY_TIMEOUT``
   seconds for its bytes, or a stretch of that many seconds spent waiting in
   reads that brings fewer than ``RINDLE_TUS_BODY_MIN_RATE`` bytes a second,
@@ -116,7 +119,9 @@ class Body:
         self._discard_sock = sock if discardable else None
         self._lock = threading.Lock()
         self._largest = max(1, tus_settings.READ_CHUNK_SIZE)
-        self._size = min(FIRST_READ, self._largest)
+        # A stream whose reads return what has arrived asks for the most at once.
+        self._partial = bool(getattr(stream, "partial_reads", False))
+        self._size = self._largest if self._partial else min(FIRST_READ, self._largest)
         self._timeout = tus_settings.BODY_TIMEOUT
         self._min_rate = tus_settings.BODY_MIN_RATE
         self._reading_since: float | None = None
@@ -151,11 +156,16 @@ class Body:
                 self.disconnected = True
             elif not self.disconnected:
                 self.ended = True
-        if len(data) == size and took < QUICK:
+        if not self._partial:
+            self._pace(len(data) == size, took)
+        return data
+
+    def _pace(self, full: bool, took: float) -> None:
+        """The next read's size, for a stream whose read waits until it has all it was asked."""
+        if full and took < QUICK:
             self._size = min(self._size * 2, self._largest)
         elif took > SLOW:
             self._size = max(self._size // 2, min(MIN_READ, self._largest))
-        return data
 
     def stall(self) -> TusError | None:
         """The stalled-body rule; run from the heartbeat thread."""

@@ -17,6 +17,7 @@ from .asgi import STREAM_KEY
 from .body import Body, Empty, request_socket
 from .exceptions import LengthRequired, TusError
 from .models import TusSession
+from .socket_body import take_over
 
 logger = logging.getLogger("rindle_tus")
 
@@ -24,7 +25,8 @@ logger = logging.getLogger("rindle_tus")
 def body_stream(request: HttpRequest) -> Body:
     """The request body as a stream, with its length when declared; one per request.
 
-    Never ``request.body``: bytes are read in bounded chunks. A chunked body
+    Never ``request.body``: bytes are read in bounded chunks (under gunicorn
+    straight from the socket, ``socket_body``). A chunked body
     (no Content-Length) is read straight from the server's input where the
     server delimits it (``wsgi.input_terminated``).
     """
@@ -40,7 +42,10 @@ def body_stream(request: HttpRequest) -> Body:
     interrupter = streamed.interrupt if streamed is not None else None
     if declared not in (None, ""):
         length = protocol.parse_int(declared, "Content-Length")
-        body = Body(request, length, sock, discardable=discardable, interrupter=interrupter)
+        # Under gunicorn, straight from the socket (``socket_body``); else through the request.
+        direct = take_over(request, length) if length else None
+        stream = request if direct is None else direct
+        body = Body(stream, length, sock, discardable=discardable, interrupter=interrupter)
     elif streamed is not None:
         # An ASGI server delimits a chunked body itself.
         body = Body(streamed, None, interrupter=interrupter)
