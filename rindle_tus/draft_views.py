@@ -35,8 +35,9 @@ from .exceptions import (
     UploadGone,
 )
 from .exchange import body_stream, location
-from .hooks import check_permission, client_key, pre_create
+from .hooks import check_permission, client_key, permits_all, pre_create
 from .limits import check_append, check_length, largest
+from .locking import Lease
 from .models import ConcatKind, State, TusSession
 
 logger = logging.getLogger("rindle_tus")
@@ -193,7 +194,17 @@ def head(request: HttpRequest, upload_id: str, *, version: Version) -> HttpRespo
 def patch(request: HttpRequest, upload_id: str, *, version: Version) -> HttpResponse:
     """Upload append: the body at ``Upload-Offset``; ``Upload-Complete: ?1`` ends the upload."""
     headers = request.headers
-    session = uploads.get(upload_id)
+    # With no permission hook, the row is read as the lease is taken (see the tus view's patch).
+    session, lease = uploads.for_body(upload_id, draft.non_negative(headers.get("Upload-Offset")), take=permits_all())
+    with uploads.holding(lease):
+        session = _append(request, session, lease, version=version)
+    response = HttpResponse(status=version.append_status)
+    _state_headers(response, version, session)
+    return response
+
+
+def _append(request: HttpRequest, session: TusSession, lease: Lease | None, *, version: Version) -> TusSession:
+    headers = request.headers
     check_permission(request, "patch", session)
     if session.concat == ConcatKind.FINAL:
         raise Forbidden("A final concatenated upload cannot be appended to.")
@@ -224,12 +235,9 @@ def patch(request: HttpRequest, upload_id: str, *, version: Version) -> HttpResp
         if declared is not None:
             check_length(declared, session.part_size)
             confirm(declared)
-    session = uploads.apply_body(
-        session, body, checksum, offset=offset, length=declared, complete=complete, confirm_length=confirm
+    return uploads.apply_body(
+        session, body, checksum, offset=offset, length=declared, complete=complete, confirm_length=confirm, lease=lease
     )
-    response = HttpResponse(status=version.append_status)
-    _state_headers(response, version, session)
-    return response
 
 
 def delete(request: HttpRequest, upload_id: str, *, version: Version) -> HttpResponse:

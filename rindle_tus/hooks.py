@@ -71,6 +71,12 @@ def authenticate(request: HttpRequest) -> None:
         request.user = user
 
 
+def permits_all() -> bool:
+    """Whether every request may do everything: no permission hook (the default), or ``allow_any``."""
+    hook = _resolve(tus_settings.PERMISSION)
+    return hook is None or hook is allow_any
+
+
 def check_permission(request: HttpRequest, action: str, session: TusSession | None) -> None:
     hook = _resolve(tus_settings.PERMISSION)
     try:

@@ -53,6 +53,7 @@ from . import metrics
 from .conf import tus_settings
 from .exceptions import LeaseLost, Locked, TusError, UploadInterrupted, UploadNotFound
 from .models import TusSession
+from .returning import supported, update_returning
 
 logger = logging.getLogger("rindle_tus")
 
@@ -231,6 +232,28 @@ class Lease:
         lease = cls.acquire(session.pk, arrival=arrive(session.pk), offset=offset)
         session.refresh_from_db()
         return lease
+
+    @classmethod
+    def take_where(cls, rows: QuerySet[TusSession], session_id: str) -> tuple[TusSession, Lease] | None:
+        """A writing request's way in with no read before it: one statement
+        takes the lease and a new place in line on the row, if nobody holds
+        it and it meets the conditions of ``rows``, and returns the row as it
+        now is (``update_returning``). None if the row is held, does not meet
+        them or is not there, and where the database cannot return a row
+        from an UPDATE: the caller then reads it and goes in by ``take``.
+
+        The request holds the upload before its view has looked at the row:
+        only a view whose every refusal any client could also have made
+        without being refused may go in this way (no permission hook)."""
+        if not supported(rows.db):
+            return None
+        seconds = tus_settings.LEASE_SECONDS
+        token = new_token()
+        values = {**_holding(token, seconds), "lease_epoch": F("lease_epoch") + 1}
+        session = update_returning(rows.filter(free()), session_id, values)
+        if session is None:
+            return None
+        return session, cls._held(session.pk, token, seconds)
 
     @classmethod
     def create(cls, session: TusSession) -> Lease:
@@ -422,16 +445,12 @@ def arrive(session_id: str) -> int:
     to hand over. Taken when the request reaches its view, before its body:
     two requests that read the same epoch could not be told apart.
     """
-    quote = connection.ops.quote_name
-    table, epoch, pk = quote(TusSession._meta.db_table), quote("lease_epoch"), quote("id")
-    with connection.cursor() as cursor:
-        if connection.features.can_return_columns_from_insert:  # UPDATE ... RETURNING too
-            sql = f"UPDATE {table} SET {epoch} = {epoch} + 1 WHERE {pk} = %s RETURNING {epoch}"
-            cursor.execute(sql, [session_id])
-            row = cursor.fetchone()
-            if row is not None:
-                return int(row[0])
+    rows = TusSession.objects.all()
+    if supported(rows.db):
+        session = update_returning(rows, session_id, {"lease_epoch": F("lease_epoch") + 1})
+        if session is None:
             raise UploadNotFound()
+        return session.lease_epoch
     TusSession.objects.filter(pk=session_id).update(lease_epoch=F("lease_epoch") + 1)
     value = TusSession.objects.filter(pk=session_id).values_list("lease_epoch", flat=True).first()
     if value is None:

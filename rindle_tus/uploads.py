@@ -6,9 +6,11 @@ the upload's lease."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from .body import Body, Empty
@@ -53,6 +55,41 @@ def get(upload_id: str) -> TusSession:
         message = session.last_error if session.state == State.FAILED and session.last_error else None
         raise UploadGone(message)
     return session
+
+
+def for_body(upload_id: str, offset: int | None, *, take: bool) -> tuple[TusSession, Lease | None]:
+    """The upload a body (a PATCH's) is for, and its lease if already taken.
+
+    With ``take`` and the body's ``offset``, one statement reads the row and
+    takes the lease (``Lease.take_where``) when the upload can take a body
+    there now: free, receiving, unexpired, at that offset and not a final
+    concatenation. Otherwise the row is read (``get``), the view's checks
+    answer why, and ``apply_body`` takes the lease. A view that refuses the
+    request after all gives the lease back (``holding``).
+    """
+    taken = _take_for_body(upload_id, offset) if take and offset is not None else None
+    return taken if taken is not None else (get(upload_id), None)
+
+
+def _take_for_body(upload_id: str, offset: int) -> tuple[TusSession, Lease] | None:
+    if not is_session_id(upload_id):
+        return None
+    # Unexpired by this node's clock, as ``TusSession.is_expired`` judges it.
+    rows = TusSession.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), state=State.RECEIVING, offset=offset
+    ).exclude(concat=ConcatKind.FINAL)
+    return Lease.take_where(rows, upload_id)
+
+
+@contextmanager
+def holding(lease: Lease | None) -> Iterator[None]:
+    """``lease`` (from ``for_body``) is given back however the block
+    ends: after a refusal, or after ``apply_body``, which released it already."""
+    try:
+        yield
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 # -- creation ------------------------------------------------------------------
@@ -209,9 +246,11 @@ def apply_body(
     length: int | None = None,
     complete: bool = False,
     confirm_length: Callable[[int], None] | None = None,
+    lease: Lease | None = None,
 ) -> TusSession:
     """A PATCH: ``body`` at ``offset``, declaring a deferred ``length`` if
-    given; ``complete`` and ``confirm_length`` as for ``create``."""
+    given; ``complete`` and ``confirm_length`` as for ``create``. ``lease``:
+    the one ``for_body`` took with ``session``; else it is taken here."""
     check_offset(session, offset)
     check_room(session, body)
     if session.state == State.COMPLETED:
@@ -221,7 +260,7 @@ def apply_body(
         body,
         checksum,
         S3Backend(),
-        Lease.take(session, offset=offset),
+        lease or Lease.take(session, offset=offset),
         offset=offset,
         length=length,
         complete=complete,

@@ -38,7 +38,7 @@ from .exceptions import (
     UnsupportedVersion,
 )
 from .exchange import body_stream, discard_unread_body, location
-from .hooks import authenticate, check_permission, client_key, pre_create
+from .hooks import authenticate, check_permission, client_key, permits_all, pre_create
 from .limits import check_append, check_length, max_size
 from .metadata import content_disposition
 from .models import ConcatKind, State, TusSession, is_session_id
@@ -241,24 +241,29 @@ class TusUploadView(TusView):
         return response
 
     def patch(self, request: HttpRequest, upload_id: str) -> HttpResponse:
-        session = uploads.get(upload_id)
-        check_permission(request, "patch", session)
-        if session.concat == ConcatKind.FINAL:
-            raise Forbidden("A final concatenated upload cannot be patched.")
-        if request.content_type != protocol.OFFSET_CONTENT_TYPE:
-            raise UnsupportedMediaType()
-        offset = protocol.parse_int(request.headers.get("Upload-Offset"), "Upload-Offset")
-        if offset is None:
-            raise InvalidHeader("PATCH requires Upload-Offset.")
-        length = protocol.parse_int(request.headers.get("Upload-Length"), "Upload-Length")
-        checksum = protocol.parse_checksum(request.headers.get("Upload-Checksum"))
-        body = body_stream(request)
-        check_append(body.length)
-        if length is not None and session.length is None and offset == session.offset:
-            # The deferred length becomes known: the same limits and hook as at creation.
-            check_length(length, session.part_size)
-            pre_create(request, length, protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE))
-        session = uploads.apply_body(session, body, checksum, offset=offset, length=length)
+        # With no permission hook, the row is read as the lease is taken: no
+        # check below can refuse what another client could not have sent.
+        offset = _offset_if_valid(request.headers.get("Upload-Offset"))
+        session, lease = uploads.for_body(upload_id, offset, take=permits_all())
+        with uploads.holding(lease):
+            check_permission(request, "patch", session)
+            if session.concat == ConcatKind.FINAL:
+                raise Forbidden("A final concatenated upload cannot be patched.")
+            if request.content_type != protocol.OFFSET_CONTENT_TYPE:
+                raise UnsupportedMediaType()
+            offset = protocol.parse_int(request.headers.get("Upload-Offset"), "Upload-Offset")
+            if offset is None:
+                raise InvalidHeader("PATCH requires Upload-Offset.")
+            length = protocol.parse_int(request.headers.get("Upload-Length"), "Upload-Length")
+            checksum = protocol.parse_checksum(request.headers.get("Upload-Checksum"))
+            body = body_stream(request)
+            check_append(body.length)
+            if length is not None and session.length is None and offset == session.offset:
+                # The deferred length becomes known: the same limits and hook as at creation.
+                check_length(length, session.part_size)
+                metadata = protocol.parse_metadata(session.metadata_raw, tus_settings.METADATA_MAX_SIZE)
+                pre_create(request, length, metadata)
+            session = uploads.apply_body(session, body, checksum, offset=offset, length=length, lease=lease)
         response = HttpResponse(status=204)
         _upload_headers(response, session)
         return response
@@ -288,6 +293,14 @@ class TusUploadView(TusView):
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         return response
+
+
+def _offset_if_valid(value: str | None) -> int | None:
+    """``Upload-Offset`` if it parses; otherwise the view refuses it in its turn."""
+    try:
+        return protocol.parse_int(value, "Upload-Offset")
+    except InvalidHeader:
+        return None
 
 
 async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
