@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from . import maintenance
 from .conf import tus_settings
 from .exceptions import StorageError
-from .locking import describe_holder, is_leased
+from .holders import describe_holder, is_leased
 from .models import State, TusSession
 from .storage import S3Backend, S3Tail, open_tail
 

@@ -29,10 +29,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import django
+from django.conf import settings
+from django.core.checks import CheckMessage, Warning
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_urlconf
 from django.urls.base import get_script_prefix
+
+from .body import STREAM_KEY
 
 Scope = dict[str, Any]
 Message = Mapping[str, Any]
@@ -41,8 +45,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 logger = logging.getLogger("rindle_tus")
 
-# The META key under which a tus view finds the streamed body (``views.body_stream``).
-STREAM_KEY = "rindle_tus.stream"
 # How often a blocked read looks whether it was interrupted (a handover, a stall).
 POLL = 0.1
 _BODY_METHODS = frozenset({"PATCH", "POST"})
@@ -51,10 +53,8 @@ _BODY_METHODS = frozenset({"PATCH", "POST"})
 def get_asgi_application() -> ASGIHandler:
     """``django.core.asgi.get_asgi_application()``, streaming tus bodies."""
     django.setup(set_prefix=False)
-    from .checks import asgi_persistent_connections
-
     # uvicorn, granian and hypercorn never run the system checks: say it in the log.
-    for message in asgi_persistent_connections():
+    for message in persistent_connection_warnings():
         logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
     return StreamingASGIHandler()
 
@@ -194,3 +194,22 @@ def _is_tus_view(scope: Scope) -> bool:
 
     view = getattr(match.func, "view_class", None)
     return isinstance(view, type) and issubclass(view, TusView)
+
+
+def persistent_connection_warnings() -> list[CheckMessage]:
+    """W004: under ASGI, databases with persistent connections. Each request
+    runs in a thread of its own there, so a persistent connection is never
+    reused: every request opens one, which lingers until it is collected, and
+    a busy process runs the database out of connections ("too many clients").
+    Run by ``checks.check_asgi_application`` and when ``get_asgi_application`` builds its handler."""
+    persistent = [alias for alias, db in settings.DATABASES.items() if db.get("CONN_MAX_AGE", 0) != 0]
+    if not persistent:
+        return []
+    return [
+        Warning(
+            f"Under ASGI, persistent connections are never reused (CONN_MAX_AGE of {', '.join(persistent)}): "
+            "each request opens a connection of its own, and they pile up until the database refuses more.",
+            hint='Set CONN_MAX_AGE to 0; on PostgreSQL (Django 5.1+) pool instead, with OPTIONS {"pool": ...}.',
+            id="rindle_tus.W004",
+        )
+    ]

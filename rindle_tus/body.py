@@ -65,6 +65,10 @@ DISCARD_SECONDS = 2.0
 # to give its slot to a newcomer.
 JUDGE = 2.0
 
+# The request META key under which a tus view finds a body that the ASGI
+# entry point streams (``rindle_tus.asgi``), in place of Django's spooled one.
+STREAM_KEY = "rindle_tus.stream"
+
 
 class Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...

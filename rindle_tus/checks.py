@@ -7,6 +7,7 @@ applies: a bool is never a number, a size or a duration.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,8 +15,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.handlers.asgi import ASGIHandler
+from django.utils.module_loading import import_string
 
+from .asgi import StreamingASGIHandler, persistent_connection_warnings
 from .conf import S3_MIN_PART_SIZE, configured, tus_settings
+from .storage.folder import tail_dir
+from .storage.probe import probe_bucket
 
 S3_BACKENDS = ("storages.backends.s3.S3Storage", "storages.backends.s3boto3.S3Boto3Storage")
 TAIL_STORES = ("local", "s3")
@@ -191,10 +197,6 @@ def check_tmp_dir() -> list[CheckMessage]:
     does; a check finds it at start-up instead)."""
     if not tus_settings.TMP_DIR:
         return [Error("RINDLE_TUS_TMP_DIR must name a directory.", id="rindle_tus.E007")]
-    import tempfile
-
-    from .storage.tail import tail_dir
-
     folder = tail_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -218,15 +220,13 @@ def check_bucket(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> lis
     ``manage.py rindle_tus_doctor`` tries it."""
     if check_storage():
         return []  # no S3 storage to try; E001/E002 say why
-    from .doctor import bucket
-
     return [
         Error(
             f"The storage of rindle_tus cannot take uploads ({finding.name}): {finding.detail}.",
             hint="Create the bucket, or fix the storage's endpoint_url, region_name or credentials in STORAGES.",
             id="rindle_tus.E021",
         )
-        for finding in bucket()
+        for finding in probe_bucket()
         if not finding.ok
     ]
 
@@ -238,11 +238,6 @@ def check_asgi_application(app_configs: Sequence[Any] | None = None, **kwargs: A
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
         return []
-    from django.core.handlers.asgi import ASGIHandler
-    from django.utils.module_loading import import_string
-
-    from .asgi import StreamingASGIHandler
-
     try:
         application = import_string(path)
     except Exception:  # noqa: BLE001  (Django reports an unimportable application itself)
@@ -257,24 +252,5 @@ def check_asgi_application(app_configs: Sequence[Any] | None = None, **kwargs: A
             )
         ]
     if isinstance(application, ASGIHandler):
-        return asgi_persistent_connections()
+        return persistent_connection_warnings()
     return []
-
-
-def asgi_persistent_connections() -> list[CheckMessage]:
-    """W004: under ASGI, databases with persistent connections. Each request
-    runs in a thread of its own there, so a persistent connection is never
-    reused: every request opens one, which lingers until it is collected, and
-    a busy process runs the database out of connections ("too many clients").
-    Run by the check above and when ``rindle_tus.asgi`` builds its handler."""
-    persistent = [alias for alias, db in settings.DATABASES.items() if db.get("CONN_MAX_AGE", 0) != 0]
-    if not persistent:
-        return []
-    return [
-        Warning(
-            f"Under ASGI, persistent connections are never reused (CONN_MAX_AGE of {', '.join(persistent)}): "
-            "each request opens a connection of its own, and they pile up until the database refuses more.",
-            hint='Set CONN_MAX_AGE to 0; on PostgreSQL (Django 5.1+) pool instead, with OPTIONS {"pool": ...}.',
-            id="rindle_tus.W004",
-        )
-    ]

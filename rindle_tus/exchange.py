@@ -13,8 +13,7 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 
 from . import protocol
-from .asgi import STREAM_KEY
-from .body import Body, Empty, request_socket
+from .body import STREAM_KEY, Body, Empty, request_socket
 from .exceptions import LengthRequired, TusError
 from .models import TusSession
 from .socket_body import take_over

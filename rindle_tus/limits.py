@@ -12,7 +12,7 @@ from typing import Any
 from .conf import S3_MAX_OBJECT_SIZE, S3_MAX_PARTS, tus_settings
 from .exceptions import NodeFull, TooLarge, TooManyUploads
 from .models import TusSession
-from .storage.tail import tails_usage
+from .storage.folder import tails_usage
 
 
 def max_size() -> int:

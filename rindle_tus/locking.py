@@ -1,5 +1,7 @@
-"""The per-session lease, and everything that obeys it: the request path,
-the reaper and the admin all take, keep, hand over and release it here.
+"""The per-session lease: the request path, the reaper and the admin all
+take, keep and release it here (``Lease``, ``claim``); who holds it is
+``holders``, asking a holder to hand over ``handover``, keeping it alive
+``heartbeat``.
 
 A lease is a holder token and an expiry in the session's row, written with
 conditional UPDATEs and timed by the database's clock (so nodes whose clocks
@@ -29,123 +31,32 @@ alive itself, from ``Lease.beat``.
 
 from __future__ import annotations
 
-import functools
-import logging
-import operator
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from django.db import connection, connections, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet
-from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Now
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from . import metrics
+from . import heartbeat
 from .conf import tus_settings
-from .exceptions import LeaseLost, Locked, TusError, UploadInterrupted, UploadNotFound
+from .exceptions import LeaseLost, Locked, TusError
+from .handover import arrive, hand_over, seize
+from .heartbeat import POLL, quietly
+from .holders import expiry, free, holding, new_token
 from .models import TusSession
 from .returning import supported, update_returning
 
-logger = logging.getLogger("rindle_tus")
-
 T = TypeVar("T")
 
-# How often the holder's side looks for release requests and lost leases.
-POLL = 0.5
-# How often the heartbeat wakes to run the holders' watches (the stalled-body rule).
-TICK = 0.1
 # The share of a lease within which the database's last word that it is ours
 # still stands for ``Lease.confirm``.
 FRESH = 1 / 3
-
-
-def new_token() -> str:
-    return secrets.token_hex(16)
-
-
-def free() -> Q:
-    """Rows nobody holds: never leased, released, or lapsed by the database's clock."""
-    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now())
-
-
-def is_leased(session: TusSession, now: datetime | None = None) -> bool:
-    """Whether a loaded row looked held, by this node's clock: for display and
-    dry runs only. Decisions are taken by the database, through ``free()``."""
-    return session.lease_expires_at is not None and session.lease_expires_at > (now or timezone.now())
-
-
-def _expiry(seconds: float) -> ExpressionWrapper[CombinedExpression]:
-    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
-
-
-# -- who holds it --------------------------------------------------------------
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return ""
-
-
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot, or "" if it is
-    not running (no such process, or a zombie its parent has not reaped)."""
-    stat = _read(f"/proc/{pid}/stat")
-    # The command name (field 2) may hold spaces and parentheses; it ends at the last ")".
-    fields = stat.rpartition(")")[2].split()
-    if len(fields) <= 19 or fields[0] in ("Z", "X"):
-        return ""
-    return fields[19]
-
-
-@functools.lru_cache(maxsize=1)
-def _machine() -> str:
-    """This boot of this machine, and the process id namespace: two processes
-    with the same value see each other's process ids."""
-    boot = _read("/proc/sys/kernel/random/boot_id")
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-    return f"{boot}/{namespace}" if boot else ""
-
-
-def holder_id() -> str:
-    """Who holds a lease: node name, machine, process id and start time."""
-    return f"{tus_settings.NODE_NAME} {_process(os.getpid())}"
-
-
-@functools.lru_cache(maxsize=4)
-def _process(pid: int) -> str:
-    return f"{_machine()} {pid} {_start_time(pid)}"
-
-
-def holder_gone(holder: str) -> bool:
-    """Whether ``holder`` was a process of this machine that no longer runs.
-    A holder elsewhere cannot be seen; its lease lapses instead."""
-    # Parsed from the right: a node name may hold spaces.
-    parts = holder.rsplit(" ", 3)
-    if len(parts) != 4 or not parts[1] or parts[1] != _machine() or not parts[2].isdigit() or not parts[3]:
-        return False
-    return _start_time(int(parts[2])) != parts[3]
-
-
-def describe_holder(holder: str) -> str:
-    parts = holder.rsplit(" ", 3)
-    return f"{parts[0]}, process {parts[2]}" if len(parts) == 4 else holder
-
-
-# -- the lease -----------------------------------------------------------------
 
 
 class Lease:
@@ -169,11 +80,11 @@ class Lease:
         self._released = False
         now = time.monotonic()
         self._seen = now
-        self._renewed = now
-        self._polled = now
+        self.renewed = now
+        self.polled = now
         # When the database last confirmed that the lease is ours (taking it,
         # or a renewal that found it), by this process's clock.
-        self._confirmed = now
+        self.confirmed = now
 
     def __repr__(self) -> str:
         return f"<Lease {self.session_id} {self.token[:8]}>"
@@ -203,8 +114,8 @@ class Lease:
         """
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
-        fields = _holding(token, seconds)
-        if not _handover(session_id, wait, arrival, lambda: _seize(session_id, arrival, fields), offset):
+        fields = holding(token, seconds)
+        if not hand_over(session_id, wait, arrival, lambda: seize(session_id, arrival, fields), offset):
             raise Locked()
         return cls._held(session_id, token, seconds)
 
@@ -221,7 +132,7 @@ class Lease:
         """
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
-        fields = _holding(token, seconds)
+        fields = holding(token, seconds)
         unchanged = TusSession.objects.filter(
             free(), pk=session.pk, lease_epoch=session.lease_epoch, updated_at=session.updated_at
         )
@@ -249,7 +160,7 @@ class Lease:
             return None
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
-        values = {**_holding(token, seconds), "lease_epoch": F("lease_epoch") + 1}
+        values = {**holding(token, seconds), "lease_epoch": F("lease_epoch") + 1}
         session = update_returning(rows.filter(free()), session_id, values)
         if session is None:
             return None
@@ -263,7 +174,7 @@ class Lease:
         (one told the URL early, the draft's 104) can take it first."""
         seconds = tus_settings.LEASE_SECONDS
         token = new_token()
-        fields = _holding(token, seconds)
+        fields = holding(token, seconds)
         for name, value in fields.items():
             setattr(session, name, value)
         session.save(force_insert=True)
@@ -273,7 +184,7 @@ class Lease:
     @classmethod
     def _held(cls, session_id: str, token: str, seconds: float) -> Lease:
         lease = cls(session_id, token, seconds, shared=not connection.in_atomic_block)
-        heartbeat.add(lease)
+        heartbeat.thread.add(lease)
         return lease
 
     # -- the holder's side -----------------------------------------------------
@@ -297,7 +208,7 @@ class Lease:
             self._stopped_at = time.monotonic()
             callbacks = list(self._on_stop)
         for callback in callbacks:
-            _quietly(callback)
+            quietly(callback)
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (from any thread) when the holder must stop, and
@@ -307,7 +218,7 @@ class Lease:
             self._on_stop.append(callback)
             stopped = self._stopped is not None
         if stopped:
-            _quietly(callback)
+            quietly(callback)
 
     def watch(self, check: Callable[[], TusError | None]) -> None:
         """Have the heartbeat call ``check`` every ``TICK``; a reason it returns stops the holder."""
@@ -319,12 +230,12 @@ class Lease:
             self._watches = []
             self._on_stop = []
 
-    def _run_watches(self) -> None:
+    def run_watches(self) -> None:
         with self._lock:
             watches = list(self._watches)
             callbacks = list(self._on_stop) if self._stopped is not None else []
         for callback in callbacks:
-            _quietly(callback)
+            quietly(callback)
         for check in watches:
             reason = check()
             if reason is not None:
@@ -337,10 +248,10 @@ class Lease:
         self._seen = now
         if self.shared:
             return
-        if now - self._polled >= POLL:
-            _poll([self])
-        if now - self._renewed >= self.seconds / 3:
-            _renew([self])
+        if now - self.polled >= POLL:
+            heartbeat.poll([self])
+        if now - self.renewed >= self.seconds / 3:
+            heartbeat.renew([self])
 
     def confirm(self) -> None:
         """Make sure the database agrees that the lease is ours, with most of
@@ -355,12 +266,12 @@ class Lease:
         if isinstance(self._stopped, LeaseLost):
             raise LeaseLost()
         started = time.monotonic()
-        if started - self._confirmed < self.seconds * FRESH:
+        if started - self.confirmed < self.seconds * FRESH:
             return
-        if not _renew_query([self]).update(lease_expires_at=_expiry(self.seconds)):
+        if not heartbeat.renew_query([self]).update(lease_expires_at=expiry(self.seconds)):
             self.stop(LeaseLost())
             raise LeaseLost()
-        self._renewed = self._confirmed = started
+        self.renewed = self.confirmed = started
 
     def wait_for(self, future: Future[T]) -> T:
         """``future.result()`` on the holder's thread, beating while it waits,
@@ -371,7 +282,7 @@ class Lease:
             except FutureTimeout:
                 self.beat()
 
-    def _abandoned(self, now: float) -> bool:
+    def abandoned(self, now: float) -> bool:
         """Asked to stop, and silent since for longer than a newcomer waits: its
         read could not be ended. Renewing it any longer would wedge the session."""
         return self._stopped is not None and now - max(self._stopped_at, self._seen) > tus_settings.LEASE_WAIT
@@ -418,7 +329,7 @@ class Lease:
         if self._released:
             return
         self._released = True
-        heartbeat.remove(self)
+        heartbeat.thread.remove(self)
         self.unwatch()
         fields = {**self._staged, **fields}
         self._staged = {}
@@ -435,117 +346,12 @@ class Lease:
         self._written()
 
 
-def arrive(session_id: str) -> int:
-    """A request that will write the upload takes its place in line: a new
-    ``lease_epoch``, returned as its ``arrival`` for ``Lease.acquire``.
-
-    The newest arrival wins. A request that arrived earlier (one cut by
-    the network, reaching its view late) gives way to it instead of taking
-    the upload from it, and it asks an earlier request that holds the lease
-    to hand over. Taken when the request reaches its view, before its body:
-    two requests that read the same epoch could not be told apart.
-    """
-    rows = TusSession.objects.all()
-    if supported(rows.db):
-        session = update_returning(rows, session_id, {"lease_epoch": F("lease_epoch") + 1})
-        if session is None:
-            raise UploadNotFound()
-        return session.lease_epoch
-    TusSession.objects.filter(pk=session_id).update(lease_epoch=F("lease_epoch") + 1)
-    value = TusSession.objects.filter(pk=session_id).values_list("lease_epoch", flat=True).first()
-    if value is None:
-        raise UploadNotFound()
-    return int(value)
-
-
-def settle(session: TusSession, wait: float | None = None) -> bool:
-    """For a HEAD about to answer from ``session`` (just read): have any
-    request holding the upload hand it over (waiting up to
-    ``RINDLE_TUS_LEASE_WAIT``) and mark the upload answered (a new
-    ``lease_epoch``), so that a request that arrived earlier but holds no
-    lease yet can no longer change the offset the client resumes from.
-
-    True when ``session`` is still what the row holds (one conditional
-    UPDATE: free, and not written since it was read); False when the caller
-    must read the row again.
-    """
-    unchanged = TusSession.objects.filter(
-        free(), pk=session.pk, lease_epoch=session.lease_epoch, updated_at=session.updated_at
-    )
-    if unchanged.update(lease_epoch=F("lease_epoch") + 1):
-        return True
-    _handover(session.pk, wait, None, lambda: _seize(session.pk, None, {}))
-    return False
-
-
-def _holding(token: str, seconds: float) -> dict[str, Any]:
-    """The row fields of a lease held by this process under ``token``."""
-    return {
-        "lease_token": token,
-        "lease_expires_at": _expiry(seconds),
-        "lease_holder": holder_id(),
-        "lease_release_requested": False,
-        "lease_release_offset": None,
-    }
-
-
 def _hold(session: TusSession, fields: dict[str, Any], seconds: float) -> None:
     """``session`` as the row now is, once ``fields`` (``_holding``) are written."""
     for name, value in fields.items():
         setattr(session, name, value)
     # The database's clock set the expiry; this is the loaded row's best guess.
     session.lease_expires_at = timezone.now() + timedelta(seconds=seconds)
-
-
-def _seize(session_id: str, arrival: int | None, fields: dict[str, Any]) -> bool:
-    """One conditional UPDATE: ``fields`` and a new epoch, if nobody holds
-    the session (or its holder is gone from this machine) and, with
-    ``arrival``, no newer request came first (then UploadInterrupted)."""
-    rows = TusSession.objects.filter(pk=session_id)
-    current = rows if arrival is None else rows.filter(lease_epoch=arrival)
-    update = {**fields, "lease_epoch": F("lease_epoch") + 1}
-    if current.filter(free()).update(**update):
-        return True
-    state = rows.values_list("lease_token", "lease_holder", "lease_epoch").first()
-    if state is None:
-        raise UploadNotFound()
-    token, holder, epoch = state
-    if arrival is not None and epoch != arrival:
-        raise UploadInterrupted("A newer request for this upload came first; nothing of this one was stored.")
-    if token and holder_gone(holder) and current.filter(lease_token=token).update(**update):
-        # The holder's process is gone from this machine: its lease could only lapse.
-        logger.info("upload %s: took over the lease of %s, which is gone", session_id, describe_holder(holder))
-        return True
-    return False
-
-
-def _handover(
-    session_id: str, wait: float | None, arrival: int | None, seize: Callable[[], bool], offset: int | None = None
-) -> bool:
-    """``seize()`` until it succeeds, meanwhile asking whoever holds the
-    session to release it (telling it ``offset``, see ``Lease.acquire``);
-    False after ``wait`` seconds."""
-    if seize():
-        return True
-    deadline = time.monotonic() + (tus_settings.LEASE_WAIT if wait is None else wait)
-    rows = TusSession.objects.filter(pk=session_id)
-    asked = ""
-    delay = 0.02
-    while True:
-        held = rows.exclude(free()).values_list("lease_token", "lease_holder").first()
-        if held is not None and held[0] and held[0] != asked and not holder_gone(held[1]):
-            # Only a holder that took the lease before this request arrived.
-            ask = rows if arrival is None else rows.filter(lease_epoch=arrival)
-            if ask.filter(lease_token=held[0]).update(lease_release_requested=True, lease_release_offset=offset):
-                metrics.handover_asked()
-            asked = held[0]
-            logger.info("upload %s: asked %s to hand it over", session_id, describe_holder(held[1]))
-        if time.monotonic() + delay > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
-        if seize():
-            return True
 
 
 def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSession, Lease]]:
@@ -570,7 +376,7 @@ def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSess
             )
             if ids:
                 candidates.filter(free(), pk__in=ids).update(
-                    **_holding(token, seconds), lease_epoch=F("lease_epoch") + 1
+                    **holding(token, seconds), lease_epoch=F("lease_epoch") + 1
                 )
         if not ids:
             return
@@ -580,7 +386,7 @@ def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSess
             for session in TusSession.objects.filter(pk__in=ids, lease_token=token).order_by("pk")
         ]
         for _, lease in batch:
-            heartbeat.add(lease)
+            heartbeat.thread.add(lease)
         handed = 0
         try:
             for item in batch:
@@ -589,132 +395,3 @@ def claim(candidates: QuerySet[TusSession], size: int) -> Iterator[tuple[TusSess
         finally:
             for _, lease in batch[handed:]:
                 lease.release()
-
-
-# -- the database work of keeping leases -----------------------------------------
-
-
-def _renew_query(leases: list[Lease]) -> QuerySet[TusSession]:
-    match = functools.reduce(operator.or_, (Q(pk=lease.session_id, lease_token=lease.token) for lease in leases))
-    return TusSession.objects.filter(match)
-
-
-def _renew(leases: list[Lease]) -> None:
-    """Push the leases' expiry out; a lease that was lost shows in the next poll."""
-    by_seconds: dict[float, list[Lease]] = {}
-    for lease in leases:
-        by_seconds.setdefault(lease.seconds, []).append(lease)
-    for seconds, group in by_seconds.items():
-        started = time.monotonic()
-        found = _renew_query(group).update(lease_expires_at=_expiry(seconds))
-        for lease in group:
-            lease._renewed = started
-            if found == len(group):
-                lease._confirmed = started
-
-
-def _poll(leases: list[Lease]) -> None:
-    """Stop the holders whose lease was taken over or whose release was asked for.
-
-    Only what the row shows counts: a row this connection cannot see (not yet
-    committed elsewhere, or deleted) proves nothing.
-    """
-    now = time.monotonic()
-    rows = {
-        pk: (token, requested, offset)
-        for pk, token, requested, offset in TusSession.objects.filter(
-            pk__in=[lease.session_id for lease in leases]
-        ).values_list("pk", "lease_token", "lease_release_requested", "lease_release_offset")
-    }
-    for lease in leases:
-        lease._polled = now
-        row = rows.get(lease.session_id)
-        if row is None:
-            continue
-        token, requested, offset = row
-        if token != lease.token:
-            lease.stop(LeaseLost())
-        elif requested:
-            lease.stop(UploadInterrupted(asked_at=offset))
-
-
-class Heartbeat:
-    """One thread per process that keeps the process's leases alive.
-
-    Every ``TICK`` it runs the holders' watches; every ``POLL`` it looks for
-    release requests and lost leases; every third of a lease it renews them
-    all in one UPDATE, so the cost per process does not grow with the number
-    of uploads it serves. With no lease held it sleeps until one is taken,
-    and with none to keep in the database it holds no connection.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._leases: dict[int, Lease] = {}
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._errors = 0
-
-    def add(self, lease: Lease) -> None:
-        with self._cond:
-            if self._pid != os.getpid():
-                # A forked child: the parent's thread and leases are not ours.
-                self._pid, self._thread, self._leases = os.getpid(), None, {}
-            self._leases[id(lease)] = lease
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="rindle-tus-heartbeat", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
-
-    def remove(self, lease: Lease) -> None:
-        with self._cond:
-            self._leases.pop(id(lease), None)
-            self._cond.notify_all()
-
-    def held(self) -> list[Lease]:
-        with self._cond:
-            return list(self._leases.values())
-
-    def _run(self) -> None:
-        polled = renewed = 0.0
-        while True:
-            leases = self.held()
-            shared = [lease for lease in leases if lease.shared]
-            if not shared:
-                # Hold no connection while there is no database work.
-                connections.close_all()
-                if not leases:
-                    with self._cond:
-                        while not self._leases:
-                            self._cond.wait()
-                    continue
-            now = time.monotonic()
-            for lease in leases:
-                _quietly(lease._run_watches)
-            try:
-                if shared and now - polled >= POLL:
-                    polled = now
-                    _poll(shared)
-                alive = [lease for lease in shared if not lease._abandoned(now)]
-                if alive and now - renewed >= min(lease.seconds for lease in alive) / 3:
-                    renewed = now
-                    _renew(alive)
-                self._errors = 0
-            except Exception:  # noqa: BLE001  (the next tick tries again, on a new connection)
-                self._errors += 1
-                log = logger.exception if self._errors in (1, 10, 100) else logger.debug
-                log("heartbeat: keeping %d leases alive failed (%d in a row)", len(shared), self._errors)
-                connections.close_all()
-            with self._cond:
-                # Woken early by a release, so the connection goes with the last lease.
-                self._cond.wait(TICK)
-
-
-heartbeat = Heartbeat()
-
-
-def _quietly(callback: Callable[[], Any]) -> None:
-    try:
-        callback()
-    except Exception:
-        logger.exception("rindle_tus: lease callback %r failed", callback)

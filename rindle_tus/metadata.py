@@ -9,29 +9,28 @@ can, so the values are neutralised here too, where they are read.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from .protocol import CONTENT_TYPE_KEYS, FILE_NAME_KEYS, is_media_type, without_controls
 
-if TYPE_CHECKING:
-    from .models import TusSession
 
-
-def content_type_of(session: TusSession) -> str | None:
-    """The first valid media type among the content-type keys: anything else
-    is ignored, as if the uploader had named none."""
+def content_type_of(metadata: Mapping[str, Any]) -> str | None:
+    """The first valid media type among the content-type keys of an
+    upload's decoded metadata: anything else is ignored, as if the uploader
+    had named none."""
     for name in CONTENT_TYPE_KEYS:
-        value = session.metadata.get(name)
+        value = metadata.get(name)
         if value and is_media_type(str(value)):
             return str(value)
     return None
 
 
-def filename_of(session: TusSession) -> str:
+def filename_of(metadata: Mapping[str, Any]) -> str:
     """The uploader's file name, without control characters; "" if none."""
     for name in FILE_NAME_KEYS:
-        value = session.metadata.get(name)
+        value = metadata.get(name)
         cleaned = clean_filename(str(value)) if value else ""
         if cleaned:
             return cleaned

@@ -10,19 +10,14 @@ terminated, tail missing), the lease (handovers) and the reaper's report
 
 Several processes (gunicorn's workers, uvicorn's) each count their own; set
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before they start, and
-``metrics_view`` aggregates them (prometheus_client's multiprocess mode; see
+``rindle_tus.metrics_view`` aggregates them (prometheus_client's multiprocess mode; see
 the README for gunicorn's ``child_exit`` hook).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import time
 from typing import TYPE_CHECKING, Any
-
-from django.http import HttpRequest, HttpResponse
 
 from .conf import tus_settings
 
@@ -128,13 +123,12 @@ def handover_asked() -> None:
         m.handovers.inc()
 
 
-def reaper_action(kind: str, result: str) -> None:
-    from .maintenance.report import DONE, EXPIRE
-
+def reaper_action(kind: str, result: str, *, expired: bool = False) -> None:
+    """A reaper or operator action (``maintenance.report``); ``expired``: it expired an upload."""
     m = _get()
     if m is not None:
         m.reaper.labels(kind, result).inc()
-        if kind == EXPIRE and result == DONE:
+        if expired:
             m.expired.inc()
 
 
@@ -213,49 +207,3 @@ def connect_signals() -> None:
     signals.upload_finished.connect(_on_finished, dispatch_uid="rindle_tus.metrics.finished")
     signals.upload_terminated.connect(_on_terminated, dispatch_uid="rindle_tus.metrics.terminated")
     signals.tail_missing.connect(_on_tail_missing, dispatch_uid="rindle_tus.metrics.tail_missing")
-
-
-# -- the scrape ---------------------------------------------------------------------
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """The Prometheus text exposition of this process, or of every process
-    that writes to ``PROMETHEUS_MULTIPROC_DIR`` when that is set. Mount it
-    where only the scraper reaches it (it tells upload counts and node names)."""
-    if prometheus_client is None:
-        return HttpResponse("prometheus_client is not installed (pip install 'rindle-tus[metrics]').\n",
-                            status=501, content_type="text/plain; charset=utf-8")
-    registry = prometheus_client.REGISTRY
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
-        from prometheus_client import multiprocess
-
-        _forget_dead_processes(folder)
-        registry = prometheus_client.CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return HttpResponse(prometheus_client.generate_latest(registry), content_type=prometheus_client.CONTENT_TYPE_LATEST)
-
-
-_LIVE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db")
-
-
-def _forget_dead_processes(folder: str) -> None:
-    """The live gauges (``rindle_tus_active_patches``) of a worker process
-    that is gone stop counting. gunicorn's ``child_exit`` hook does this as a
-    worker exits; uvicorn has none, and a killed worker's last figures would
-    count for ever. The folder is this machine's, so its pids are too."""
-    from prometheus_client import multiprocess
-
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return
-    for pid in {int(match[1]) for match in map(_LIVE_FILE.fullmatch, names) if match}:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            # Two scrapes at once may both find it: the second finds nothing to remove.
-            with contextlib.suppress(FileNotFoundError):
-                multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
-        except PermissionError:
-            pass  # alive, another user's

@@ -159,11 +159,11 @@ class TusSession(models.Model):
 
     @property
     def filename(self) -> str:
-        return filename_of(self)
+        return filename_of(self.metadata)
 
     @property
     def content_type(self) -> str | None:
-        return content_type_of(self)
+        return content_type_of(self.metadata)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         """The instance form of ``expired()``."""

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .buffers import Part, memory_part_limit, new_part
+from .storage.buffers import Part, memory_part_limit, new_part
 
 
 @dataclass(frozen=True)

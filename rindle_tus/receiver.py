@@ -44,13 +44,13 @@ from typing import Any
 
 from . import metrics, pooling, write_behind
 from .body import Body, slots
-from .buffers import Part
 from .conf import tus_settings
 from .exceptions import ChecksumMismatch, ClientGone, LeaseLost, StorageError, TooLarge, TusError, UploadInterrupted
 from .limits import check_body
 from .models import committed
 from .pipeline import PartPipeline
 from .protocol import Checksum
+from .storage.buffers import Part
 from .writer import Writer
 
 logger = logging.getLogger("rindle_tus")

@@ -27,8 +27,9 @@ from .exceptions import (
     UploadGone,
     UploadNotFound,
 )
+from .handover import settle
 from .limits import check_length, check_unfinished
-from .locking import Lease, settle
+from .locking import Lease
 from .models import ConcatKind, State, TusSession, is_session_id
 from .protocol import Checksum
 from .receiver import Receiver

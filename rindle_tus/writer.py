@@ -28,7 +28,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import metrics, signals, write_behind
-from .buffers import Part
 from .conf import tus_settings
 from .exceptions import StorageError, TusTailMissing
 from .limits import check_node_room
@@ -36,6 +35,7 @@ from .locking import Lease
 from .models import ConcatKind, State, TusSession, committed
 from .pipeline import Flight
 from .storage import PartFiles, S3Backend, S3Tail, Tail, TailMissing, TailStore, open_tail, tus_tail_path
+from .storage.buffers import Part
 from .storage.s3 import is_no_such_upload
 
 logger = logging.getLogger("rindle_tus")

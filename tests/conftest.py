@@ -255,16 +255,16 @@ class LeaseWatch:
 
 @pytest.fixture
 def lease_watch(monkeypatch: pytest.MonkeyPatch) -> LeaseWatch:
-    from rindle_tus import locking
+    from rindle_tus import heartbeat
 
     watch = LeaseWatch(monkeypatch, [], [])
-    renew = locking._renew
+    renew = heartbeat.renew
 
-    def timed(leases: list[locking.Lease]) -> None:
+    def timed(leases: list[heartbeat.Kept]) -> None:
         watch.renewals.append(time.monotonic())
         renew(leases)
 
-    monkeypatch.setattr(locking, "_renew", timed)
+    monkeypatch.setattr(heartbeat, "renew", timed)
     return watch
 
 

@@ -1,5 +1,5 @@
 """The newest arrival wins: each writing request takes a place in line
-(``locking.arrive``) when it reaches its view, so a request cut by the
+(``handover.arrive``) when it reaches its view, so a request cut by the
 network that reaches its view late gives way to the client's retry, and the
 retry is never refused in its favour.
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 
 from rindle_tus.exceptions import UploadInterrupted
-from rindle_tus.locking import Lease, arrive
+from rindle_tus.handover import arrive
+from rindle_tus.locking import Lease
 
 from .conftest import TusClient, session_for
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from rindle_tus.locking import _start_time, holder_gone, holder_id
+from rindle_tus.holders import _start_time, holder_gone, holder_id
 
 
 def _holder_of(pid: int) -> str:

@@ -109,7 +109,7 @@ def test_one_boto3_client_serves_every_thread(s3: S3) -> None:
 
 
 def test_pooled_buffers_are_reused_and_never_leak_old_bytes(tus: TusClient, s3: S3) -> None:
-    from rindle_tus.buffers import pool
+    from rindle_tus.storage.buffers import pool
 
     pool._idle.clear()
     pool._bytes = 0

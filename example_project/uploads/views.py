@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from rindle_tus.exceptions import Forbidden, NotAuthenticated
 from rindle_tus.hooks import check_permission
-from rindle_tus.metrics import metrics_view
+from rindle_tus.metrics_view import metrics_view
 from rindle_tus.models import TusSession
 
 from .downloads import download_url

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ..exceptions import Locked
-from ..locking import Lease, is_leased
+from ..holders import is_leased
+from ..locking import Lease
 from ..models import State, TusSession
 from ..storage.s3 import S3Backend
 from ..writer import Writer

@@ -20,7 +20,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ..exceptions import LeaseLost
-from ..locking import Lease, claim, free
+from ..holders import free
+from ..locking import Lease, claim
 from ..models import State, TusSession, expired
 from ..storage import S3Backend
 from ..writer import cleanup_steps

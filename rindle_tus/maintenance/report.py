@@ -79,7 +79,7 @@ class Report:
     def add(self, kind: str, target: str, result: str, *, session: str = "", detail: str = "") -> Action:
         action = Action(kind, target, result, session, detail)
         self.actions.append(action)
-        metrics.reaper_action(kind, result)
+        metrics.reaper_action(kind, result, expired=kind == EXPIRE and result == DONE)
         if result == FAILED:
             logger.warning("reaper: %s", action)
         elif result == DONE:

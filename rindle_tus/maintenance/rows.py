@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ..conf import tus_settings
 from ..exceptions import StorageError
-from ..locking import free
+from ..holders import free
 from ..models import ConcatKind, State, TusSession
 from ..storage.s3 import S3Backend
 from .report import DELETE_OBJECT, DELETE_ROW, DONE, FAILED, GONE, WOULD, Report

@@ -14,9 +14,9 @@ from pathlib import Path
 from django.utils import timezone
 
 from ..conf import tus_settings
-from ..locking import is_leased
+from ..holders import is_leased
 from ..models import State, TusSession
-from ..storage.tail import TAIL_SUFFIX, tail_dir, tus_tail_path
+from ..storage.folder import TAIL_SUFFIX, tail_dir, tus_tail_path
 from .report import DONE, FAILED, GONE, SWEEP_TAIL, WOULD, Report
 
 # A tail file whose session row cannot be found is left alone this long: the

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from ..conf import tus_settings
 from .base import TailMissing, TailStore
+from .folder import tus_part_path, tus_tail_path
 from .s3 import S3Backend, get_storage, part_size_for
 from .shared_tail import S3Tail
-from .tail import PartFiles, Tail, tus_part_path, tus_tail_path
+from .tail import PartFiles, Tail
 
 
 def open_tail(session_id: str, backend: S3Backend | None = None) -> TailStore:

@@ -8,10 +8,9 @@ are the upload's, anything after them is debris of an interrupted request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ..buffers import Part
+from .buffers import Part
 
 
 class TailMissing(Exception):

@@ -144,6 +144,14 @@ class S3Backend:
     def _errors(self, action: str) -> AbstractContextManager[None]:
         return s3_errors(action, self.bucket, self.client.meta.endpoint_url)
 
+    def head_bucket(self) -> None:
+        """HeadBucket (the doctor's first step): a failure is raised, not
+        logged as ``s3_errors`` would, since the doctor reports it itself."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"HeadBucket failed: {exc}") from exc
+
     def key_for(self, session_id: str) -> str:
         return str(self.storage._normalize_name(clean_name(f"{tus_settings.KEY_PREFIX}{session_id}")))
 

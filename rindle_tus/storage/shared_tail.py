@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 
-from ..buffers import COPY, Part, new_part
 from ..exceptions import StorageError
 from .base import TailMissing
+from .buffers import COPY, Part, new_part
 from .s3 import S3Backend, s3_error_code
 
 TAIL_FOLDER = ".tails/"

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from rindle_tus import buffers
-from rindle_tus.buffers import BufferPool, FilePart, MemoryPart, memory_part_limit, new_part
 from rindle_tus.conf import MiB
-from rindle_tus.storage.tail import tail_dir
+from rindle_tus.storage import buffers
+from rindle_tus.storage.buffers import BufferPool, FilePart, MemoryPart, memory_part_limit, new_part
+from rindle_tus.storage.folder import tail_dir
 
 
 @pytest.fixture

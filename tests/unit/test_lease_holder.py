@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rindle_tus.locking import describe_holder, holder_gone, holder_id
+from rindle_tus.holders import describe_holder, holder_gone, holder_id
 
 
 def test_a_running_holder_is_not_gone(settings: Any) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from rindle_tus.buffers import FilePart, MemoryPart, Part, pool
 from rindle_tus.exceptions import StorageError
 from rindle_tus.pipeline import PartPipeline
+from rindle_tus.storage.buffers import FilePart, MemoryPart, Part, pool
 
 SIZE = 4096
 

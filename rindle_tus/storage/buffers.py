@@ -25,7 +25,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from .conf import MiB, tus_settings
+from ..conf import MiB, tus_settings
+from .folder import on_disk, tail_dir
 
 # The size of the copies between a file and a part, or a part and a file.
 COPY = MiB
@@ -85,10 +86,7 @@ class FilePart(Part):
     and an upload thread never share a file position."""
 
     def __init__(self, capacity: int) -> None:
-        # Imported here: the storage package imports this module (part
-        # buffers for the shared tail); the spool shares the tails' folder.
-        from .storage.tail import on_disk, tail_dir
-
+        # The spool shares the tails' folder.
         directory = tail_dir()
         with on_disk():
             directory.mkdir(parents=True, exist_ok=True)
@@ -97,8 +95,6 @@ class FilePart(Part):
         self.fd = self.file.fileno()
 
     def write(self, at: int, data: bytes | bytearray | memoryview) -> None:
-        from .storage.tail import on_disk
-
         view = memoryview(data)
         with on_disk():  # a full disk is a 507, not a traceback
             while view:
