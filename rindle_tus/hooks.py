@@ -24,7 +24,7 @@ deferred), when a deferred length is declared by a PATCH, and for a final
 concatenation with the sum of its partial uploads. ``metadata`` maps keys to
 decoded bytes or None. To refuse, it raises
 ``rindle_tus.exceptions.UploadRejected(message, status=...)``; a per-user
-quota is a few lines (see the README).
+quota is a few lines (see docs/integration.md).
 
 ``RINDLE_TUS_CLIENT_KEY`` names a callable ``(request) -> str`` that tells
 signed-out clients apart for ``RINDLE_TUS_MAX_UNFINISHED``; by default their

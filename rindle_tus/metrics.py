@@ -11,7 +11,7 @@ terminated, tail missing), the lease (handovers) and the reaper's report
 Several processes (gunicorn's workers, uvicorn's) each count their own; set
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before they start, and
 ``rindle_tus.metrics_view`` aggregates them (prometheus_client's multiprocess mode; see
-the README for gunicorn's ``child_exit`` hook).
+docs/operations.md for gunicorn's ``child_exit`` hook).
 """
 
 from __future__ import annotations

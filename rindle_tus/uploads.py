@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
@@ -408,31 +407,3 @@ def discard(session: TusSession, backend: S3Backend) -> None:
             TusSession.objects.filter(pk=session.pk, lease_token=lease.token).delete()
     finally:
         lease.release()
-
-
-# -- downloads -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Download:
-    """A finished upload's bytes: a short-lived ``url`` of the object, or
-    (``RINDLE_TUS_GET_REDIRECT = False``) the ``chunks`` themselves."""
-
-    url: str | None
-    chunks: Iterator[bytes] | None
-    length: int
-    content_type: str
-    filename: str
-
-
-def open_download(session: TusSession) -> Download:
-    if session.state != State.COMPLETED:
-        raise UploadNotFound("This upload is not finished.")
-    backend = S3Backend()
-    content_type = session.content_type or "application/octet-stream"
-    filename = session.filename or session.id
-    length = int(session.length or 0)
-    if tus_settings.GET_REDIRECT:
-        url = backend.url(session.key, session.filename, tus_settings.GET_URL_EXPIRY)
-        return Download(url, None, length, content_type, filename)
-    return Download(None, backend.chunks(session.key, tus_settings.READ_CHUNK_SIZE), length, content_type, filename)

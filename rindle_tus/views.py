@@ -25,7 +25,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import concatenation, draft, draft_views, metrics, protocol, uploads
+from . import concatenation, downloads, draft, draft_views, metrics, protocol, uploads
 from .conf import tus_settings
 from .exceptions import (
     DatabaseUnavailable,
@@ -279,7 +279,7 @@ class TusUploadView(TusView):
         object, or (``RINDLE_TUS_GET_REDIRECT = False``) the bytes themselves."""
         session = uploads.get(upload_id)
         check_permission(request, "get", session)
-        download = uploads.open_download(session)
+        download = downloads.open_download(session)
         if download.url is not None:
             return HttpResponseRedirect(download.url)
         assert download.chunks is not None

@@ -18,8 +18,7 @@ from django.test import Client
 from rindle_tus.exceptions import UploadRejected
 from rindle_tus.locking import Lease
 from rindle_tus.models import State, TusSession
-from rindle_tus.storage import S3Backend
-from rindle_tus.storage import tail as tail_module
+from rindle_tus.storage import S3Backend, folder
 
 from .conftest import PART, S3, MiB, TusClient, payload, session_for, sha256
 
@@ -159,7 +158,7 @@ def test_buffered_tails_on_a_node_are_bounded(
     tus: TusClient, s3: S3, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.RINDLE_TUS_MAX_TAIL_BYTES = 3 * MiB
-    monkeypatch.setattr(tail_module, "USAGE_TTL", 0)
+    monkeypatch.setattr(folder, "USAGE_TTL", 0)
     first, second = tus.new(PART), tus.new(PART)
     assert tus.patch(first, payload(2 * MiB, seed=9), 0).status_code == 204
     assert tus.patch(second, payload(MiB, seed=10), 0).status_code == 204

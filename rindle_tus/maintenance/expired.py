@@ -19,12 +19,12 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from ..cleanup import cleanup_steps
 from ..exceptions import LeaseLost
 from ..holders import free
 from ..locking import Lease, claim
 from ..models import State, TusSession, expired
 from ..storage import S3Backend
-from ..writer import cleanup_steps
 from .report import (
     CLEAR_ERROR,
     COMPLETE,
@@ -48,7 +48,7 @@ def _expired_candidates(now: datetime) -> QuerySet[TusSession]:
 
 def _free_storage(session: TusSession, backend: S3Backend, report: Report) -> list[str]:
     """Free the session's storage by the rule DELETE follows
-    (``writer.cleanup_steps``); return the errors (none: the session is clean)."""
+    (``cleanup.cleanup_steps``); return the errors (none: the session is clean)."""
     errors: list[str] = []
     for step in cleanup_steps(session, backend):
         exc = step.attempt(backend)

@@ -11,7 +11,7 @@ from typing import Any
 # The kinds of freeing an upload's storage are the writer's (one rule for
 # DELETE and the reaper), reported under its names.
 from .. import metrics
-from ..writer import ABORT, DELETE_OBJECT, DELETE_TAIL
+from ..cleanup import ABORT, DELETE_OBJECT, DELETE_TAIL
 
 logger = logging.getLogger("rindle_tus.maintenance")
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from rindle_tus import protocol, write_behind, writer
+from rindle_tus import cleanup, protocol, write_behind, writer
 from rindle_tus.body import Body
+from rindle_tus.cleanup import cleanup_steps
 from rindle_tus.exceptions import ChecksumMismatch, ClientGone, StorageError, TusTailMissing
 from rindle_tus.models import State, TusSession
 from rindle_tus.receiver import Receiver
 from rindle_tus.storage import PartFiles, Tail, tus_part_path, tus_tail_path
-from rindle_tus.writer import Writer, cleanup_steps
+from rindle_tus.writer import Writer
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -314,7 +315,7 @@ def steps(session: TusSession) -> Iterator[tuple[str, str]]:
 def test_freeing_a_receiving_upload_aborts_and_keeps_no_object() -> None:
     session = new_session(None)
     session.upload_id = "u"
-    assert list(steps(session)) == [(writer.ABORT, session.key)]
+    assert list(steps(session)) == [(cleanup.ABORT, session.key)]
 
 
 def test_freeing_a_terminated_upload_deletes_its_object_whatever_it_was() -> None:
@@ -324,17 +325,17 @@ def test_freeing_a_terminated_upload_deletes_its_object_whatever_it_was() -> Non
         session.upload_id = upload_id
         session.completed_at = session.created_at if completed else None
         kinds = [kind for kind, _ in steps(session)]
-        assert writer.DELETE_OBJECT in kinds
-        assert (writer.ABORT in kinds) == (bool(upload_id) and not completed)
+        assert cleanup.DELETE_OBJECT in kinds
+        assert (cleanup.ABORT in kinds) == (bool(upload_id) and not completed)
 
 
 def test_freeing_deletes_this_nodes_tail_file_when_there_is_one() -> None:
     session = new_session(None)
     path = tus_tail_path(session.id)
-    assert writer.DELETE_TAIL not in [kind for kind, _ in steps(session)]
+    assert cleanup.DELETE_TAIL not in [kind for kind, _ in steps(session)]
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x")
-    assert (writer.DELETE_TAIL, str(path)) in list(steps(session))
+    assert (cleanup.DELETE_TAIL, str(path)) in list(steps(session))
 
 
 def test_with_write_behind_a_part_on_its_way_is_in_its_file_before_the_row_counts_it(
