@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -63,11 +64,20 @@ def s3_client(endpoint: str, key: str = "rindle", secret: str = "rindle-secret")
     )
 
 
-def ensure_bucket(endpoint: str, bucket: str, timeout: float = 90.0) -> None:
-    """Create ``bucket``, polling until the S3 gateway answers."""
+class ServerExited(RuntimeError):
+    """The server polled for stopped before it answered."""
+
+
+def ensure_bucket(
+    endpoint: str, bucket: str, timeout: float = 90.0, alive: Callable[[], bool] | None = None
+) -> None:
+    """Create ``bucket``, polling until the S3 gateway answers (ServerExited
+    as soon as ``alive`` says the server is gone)."""
     client = s3_client(endpoint)
     deadline = time.monotonic() + timeout
     while True:
+        if alive is not None and not alive():
+            raise ServerExited(f"the S3 server at {endpoint} exited before it answered")
         try:
             client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
             return
@@ -84,19 +94,49 @@ def ensure_bucket(endpoint: str, bucket: str, timeout: float = 90.0) -> None:
 
 
 class SeaweedS3:
+    # Starts tried before giving up: a port found free may be taken by
+    # another process before weed binds it (weed then exits), and the next
+    # start gets ports of its own.
+    STARTS = 4
+
     def __init__(self, data_dir: str | os.PathLike[str], s3_port: int | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self._fixed_port = s3_port
+        self._pick_ports()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _pick_ports(self) -> None:
         used: set[int] = set()
-        self.s3_port = s3_port or _free_port(used)
+        self.s3_port = self._fixed_port or _free_port(used)
         used.update({self.s3_port, self.s3_port + 10000})
         self.ports = {name: _free_port(used) for name in ("master", "volume", "filer", "iam")}
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
     def start(self, bucket: str | None = None) -> SeaweedS3:
+        """Start weed and, with ``bucket``, wait until it serves that bucket."""
+        for start in range(1, self.STARTS + 1):
+            self._launch()
+            if not bucket:
+                return self
+            try:
+                ensure_bucket(self.endpoint, bucket, alive=self._running)
+                return self
+            except ServerExited:
+                if start == self.STARTS:
+                    raise
+                self._pick_ports()
+            except Exception:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _launch(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "weed.log", "ab")
         self.process = subprocess.Popen(
@@ -124,13 +164,6 @@ class SeaweedS3:
             start_new_session=True,
         )
         log.close()
-        if bucket:
-            try:
-                ensure_bucket(self.endpoint, bucket)
-            except Exception:
-                self.stop()
-                raise
-        return self
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
