@@ -117,7 +117,8 @@ class SeaweedS3:
 
     def start(self, bucket: str | None = None) -> SeaweedS3:
         """Start weed and, with ``bucket``, wait until it serves that bucket."""
-        for start in range(1, self.STARTS + 1):
+        starts = 1
+        while True:
             self._launch()
             if not bucket:
                 return self
@@ -125,13 +126,13 @@ class SeaweedS3:
                 ensure_bucket(self.endpoint, bucket, alive=self._running)
                 return self
             except ServerExited:
-                if start == self.STARTS:
+                if starts == self.STARTS:
                     raise
+                starts += 1
                 self._pick_ports()
             except Exception:
                 self.stop()
                 raise
-        raise AssertionError("unreachable")
 
     def _running(self) -> bool:
         return self.process is not None and self.process.poll() is None
